@@ -1,0 +1,156 @@
+"""Audio I/O: decode any common format or array to mono float32 at one sample rate, then fix its length.
+
+Every problem with a user's input is raised as `AudioError`, whose message names the source and the reason.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+
+MIN_SAMPLE_RATE = 1_000
+MAX_SAMPLE_RATE = 768_000
+MAX_CHANNELS = 64
+
+
+class AudioError(ValueError):
+    """A file or array that cannot be used as audio; the message says which one and why."""
+
+    def __init__(self, source: object, reason: str):
+        self.source, self.reason = str(source), reason
+        super().__init__(f"{self.source}: {reason}")
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """How every clip is presented to the model: mono, `sample_rate` Hz, `duration` seconds."""
+
+    sample_rate: int = 32_000
+    duration: float = 5.0
+
+    @property
+    def num_samples(self) -> int:
+        return round(self.sample_rate * self.duration)
+
+
+def decode(path: str | Path) -> tuple[np.ndarray, int]:
+    """Read a file as it is stored: `(samples, channels)` float32 and its sample rate.
+
+    soundfile covers WAV, FLAC, OGG/Vorbis, Opus and MP3; other containers (M4A/AAC, WebM) go through ffmpeg.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(path, "file not found")
+    if path.is_dir():
+        raise AudioError(path, "is a folder, not an audio file")
+    if path.stat().st_size == 0:
+        raise AudioError(path, "file is empty (0 bytes)")
+    try:
+        if _wav_is_truncated(path):
+            raise AudioError(path, "truncated: the WAV header promises more samples than the file holds")
+        data, sr = sf.read(path, dtype="float32", always_2d=True)
+    except sf.LibsndfileError as err:
+        if "format not recognised" not in str(err.error_string).lower():
+            raise AudioError(path, f"truncated or corrupt audio ({err.error_string.strip()})") from None
+        data, sr = _decode_with_ffmpeg(path)
+    return data, sr
+
+
+def _wav_is_truncated(path: Path) -> bool:
+    """libsndfile reads a cut-off WAV without complaint; its header report shows the shortfall."""
+    info = sf.info(path)
+    if info.format != "WAV":
+        return False
+    match = re.search(r"^data : (\d+) \(should be (\d+)\)", info.extra_info, re.MULTILINE)
+    return match is not None and int(match[2]) < int(match[1])
+
+
+def _decode_with_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
+    """Decode a container soundfile does not know through ffmpeg into a temporary float WAV."""
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise AudioError(path, "not a format soundfile reads (WAV, FLAC, OGG, Opus, MP3); "
+                               "install ffmpeg to read other containers such as M4A or WebM")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "decoded.wav"
+        cmd = [ffmpeg, "-nostdin", "-v", "error", "-i", str(path), "-vn", "-c:a", "pcm_f32le", str(out)]
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        if proc.returncode != 0 or not out.exists():
+            detail = (proc.stderr.strip().splitlines() or ["unknown error"])[-1].replace(f"{path}: ", "")
+            raise AudioError(path, f"not audio, or a container ffmpeg cannot decode ({detail})")
+        try:
+            return sf.read(out, dtype="float32", always_2d=True)
+        except sf.LibsndfileError as err:
+            raise AudioError(path, f"ffmpeg found no audio stream ({err.error_string})") from None
+
+
+def to_float(data: np.ndarray, source: object = "array") -> np.ndarray:
+    """Scale integer PCM to [-1, 1) float32; float input keeps its values."""
+    data = np.asarray(data)
+    if data.dtype == np.uint8:  # 8-bit WAV is unsigned, centred on 128
+        return (data.astype(np.float32) - 128.0) / 128.0
+    if np.issubdtype(data.dtype, np.integer):
+        return (data / float(-np.iinfo(data.dtype).min)).astype(np.float32)
+    if np.issubdtype(data.dtype, np.floating):
+        return data.astype(np.float32, copy=False)
+    raise AudioError(source, f"samples must be integers or floats, got dtype {data.dtype}")
+
+
+def to_mono(data: np.ndarray, source: object = "array") -> np.ndarray:
+    """Average the channels of a 1-D or 2-D array; the shorter axis of a 2-D array is taken as channels."""
+    if data.ndim == 1:
+        return data
+    if data.ndim != 2:
+        raise AudioError(source, f"expected a 1-D or 2-D array of samples, got shape {data.shape}")
+    channel_axis = int(np.argmin(data.shape))
+    if data.shape[channel_axis] > MAX_CHANNELS:
+        raise AudioError(source, f"too many channels ({data.shape[channel_axis]}; at most {MAX_CHANNELS})")
+    return data.mean(axis=channel_axis)
+
+
+def prepare(data: np.ndarray, sample_rate: int, target_rate: int, source: object = "array") -> np.ndarray:
+    """Validate decoded samples and return mono float32 at `target_rate`, any length."""
+    if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        raise AudioError(source, f"impossible sample rate {sample_rate} Hz "
+                                 f"(expected {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz)")
+    if data.size == 0:
+        raise AudioError(source, "contains no samples")
+    mono = to_mono(to_float(data, source), source)
+    if not np.isfinite(mono).all():
+        raise AudioError(source, "contains NaN or infinite samples")
+    if sample_rate != target_rate:
+        mono = soxr.resample(mono, sample_rate, target_rate, quality="HQ").astype(np.float32)
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def load(source: str | Path | np.ndarray, sample_rate: int | None = None,
+         target_rate: int = AudioConfig.sample_rate) -> np.ndarray:
+    """Read a path, or take an array with its `sample_rate`, as mono float32 at `target_rate`, any length."""
+    if isinstance(source, (str, Path)):
+        data, sample_rate = decode(source)
+        return prepare(data, sample_rate, target_rate, source)
+    if sample_rate is None:
+        raise AudioError("array", "an array needs its sample_rate")
+    return prepare(np.asarray(source), int(sample_rate), target_rate)
+
+
+def fix_length(wave: np.ndarray, num_samples: int) -> np.ndarray:
+    """Zero-pad at the end or trim to exactly `num_samples`."""
+    if wave.shape[-1] >= num_samples:
+        return wave[..., :num_samples]
+    pad = [(0, 0)] * (wave.ndim - 1) + [(0, num_samples - wave.shape[-1])]
+    return np.pad(wave, pad)
+
+
+def load_clip(source: str | Path | np.ndarray, config: AudioConfig = AudioConfig(),
+              sample_rate: int | None = None) -> np.ndarray:
+    """One model-ready clip: mono float32, `config.sample_rate` Hz, exactly `config.num_samples` long."""
+    return fix_length(load(source, sample_rate, config.sample_rate), config.num_samples)

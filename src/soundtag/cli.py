@@ -1,0 +1,128 @@
+"""The `soundtag` command: argument parsing only; the work happens in the modules it calls."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from soundtag.audio import AudioError
+from soundtag.config import PRESETS, ConfigError, make_config
+from soundtag.data import ESC50_URL, DatasetError
+
+USER_ERRORS = (AudioError, ConfigError, DatasetError, FileNotFoundError)
+
+
+def _folds(text: str) -> list[int]:
+    try:
+        return [int(k) for k in text.split(",") if k.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected fold numbers separated by commas, e.g. 1,2,3; got {text!r}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="soundtag", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Tag audio with sound classes (ESC-50's 50 environmental sounds, or your own taxonomy).",
+        epilog="Typical session:\n"
+               "  soundtag download                         # ESC-50 into data/ESC-50\n"
+               "  soundtag train --out runs/cv              # 5-fold cross-validation, then its report\n"
+               "  soundtag evaluate runs/cv                 # recompute the report from the saved models\n"
+               "Run `soundtag COMMAND --help` for each command's options.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("download", help="fetch and verify the ESC-50 dataset",
+                       description=f"Download the official ESC-50 archive ({ESC50_URL}, about 600 MB), unpack "
+                                   "audio/ and meta/ into ROOT and verify them. Does nothing if ROOT is complete.")
+    p.add_argument("--root", default="data/ESC-50", help="where the dataset goes (default: %(default)s)")
+    p.add_argument("--url", default=ESC50_URL, help="archive address (default: the official one)")
+
+    p = sub.add_parser(
+        "train", help="train with cross-validation (or on all data) and report",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train one model per test fold on the other folds with a fixed schedule, then score each on "
+                    "its held-out fold (see `soundtag evaluate`). With --full, train one model on every clip "
+                    "(the model you ship).",
+        epilog="Overrides are section.key=value, sections audio, frontend, model and train; e.g.\n"
+               "  soundtag train --out runs/short train.epochs=30 train.mixup_alpha=0\n"
+               "  soundtag train --data my_sounds/ --out runs/mine     # a folder per class, or a CSV\n"
+               "An interrupted run continues with `soundtag train --out runs/NAME --resume`.")
+    p.add_argument("--data", default="data/ESC-50",
+                   help="ESC-50 folder, a folder per class, or a CSV of path,label[,fold] (default: %(default)s)")
+    p.add_argument("--out", required=True, help="run folder for config, checkpoints, logs and reports")
+    p.add_argument("--folds", type=_folds, help="test folds to run, e.g. 1,2 (default: all)")
+    p.add_argument("--full", action="store_true", help="train one model on all clips instead of cross-validating")
+    p.add_argument("--preset", default="default", choices=list(PRESETS),
+                   help="recipe: default (CPU, ~2 h for 5 folds), long (GPU or overnight), smoke (seconds)")
+    p.add_argument("--config", help="JSON config file, e.g. another run's config.json")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out with its saved config")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.epochs=50")
+
+    p = sub.add_parser("evaluate", help="recompute a run's metrics, reports and plots from its fold models",
+                       description="Score each fold model of RUN on its held-out fold and write summary.json, "
+                                   "per_class.csv/.md, confusion.npy/.csv/.png, curves.png and predictions.csv.")
+    p.add_argument("run", help="a run folder written by `soundtag train`")
+    p.add_argument("--data", help="dataset location, if it moved since training")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except USER_ERRORS as err:
+        print(f"soundtag {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"soundtag {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    from soundtag.data import download_esc50
+
+    root = download_esc50(args.root, args.url)
+    print(f"ESC-50 is ready in {root}")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from soundtag.evaluate import evaluate_run
+    from soundtag.train import run
+
+    saved = Path(args.out) / "config.json"
+    if args.resume and saved.exists():
+        if args.config or args.overrides:
+            raise ConfigError("--resume continues with the run's saved config; drop --config and overrides")
+        config = make_config(file=saved)
+    else:
+        config = make_config(args.preset, args.config, args.overrides)
+    out = run(config, args.data, args.out, folds=args.folds, full=args.full, resume=args.resume)
+    if not args.full and int(os.environ.get("RANK", 0)) == 0:  # under torchrun, one process reports
+        print_summary(evaluate_run(out, args.data))
+    print(f"run saved in {out}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from soundtag.evaluate import evaluate_run
+
+    print_summary(evaluate_run(args.run, args.data))
+    return 0
+
+
+def print_summary(summary: dict) -> None:
+    print(f"{'fold':>6} {'accuracy':>9} {'macro F1':>9} {'train s':>8}")
+    for k, f in summary["folds"].items():
+        print(f"{k:>6} {f['accuracy']:>9.4f} {f['macro_f1']:>9.4f} {f['train_seconds']:>8.0f}")
+    print(f"{'mean':>6} {summary['accuracy_mean']:>9.4f} {summary['macro_f1_mean']:>9.4f} "
+          f"{summary['train_wall_seconds']:>8.0f}")
+    print(f"{'std':>6} {summary['accuracy_std']:>9.4f} {summary['macro_f1_std']:>9.4f}")
+
+
+COMMANDS = {"download": cmd_download, "train": cmd_train, "evaluate": cmd_evaluate}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,143 @@
+"""Evaluation: recompute every metric of a run from its saved fold models, write reports and plots."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+from soundtag.config import from_dict
+from soundtag.data import build_features, load_dataset
+from soundtag.model import load_model, predict_logits
+
+PROTOCOL = ("Official ESC-50 5-fold cross-validation: for each test fold, one model is trained from scratch on "
+            "the other four folds with a fixed schedule (no early stopping, no checkpoint selection) and "
+            "evaluated once on the held-out fold, single 5-s crop, no test-time augmentation. "
+            "Accuracy and macro F1 are per fold, then mean ± std (population) over folds; the per-class report "
+            "and confusion matrix pool the predictions of all folds.")
+
+
+def evaluate_run(run_dir: str | Path, data: str | Path | None = None) -> dict:
+    """Score each `fold{k}/` model on fold k, write the reports into `run_dir`, and return the summary."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").is_file():
+        raise FileNotFoundError(f"{run_dir}: no config.json here; is this a folder written by `soundtag train`?")
+    config = from_dict(json.loads((run_dir / "config.json").read_text()))
+    info = json.loads((run_dir / "run.json").read_text()) if (run_dir / "run.json").exists() else {}
+    data = Path(data or info.get("data", "data/ESC-50"))
+    dataset = load_dataset(data)
+    cache = data if data.is_dir() else data.parent
+    feats = torch.from_numpy(build_features(dataset, config.audio, config.frontend, cache / ".soundtag-cache"))
+    fold_dirs = sorted(run_dir.glob("fold*/model.safetensors"))
+    if not fold_dirs:
+        raise FileNotFoundError(f"{run_dir}: no trained folds (fold*/model.safetensors); has training finished?")
+
+    folds, y_true, y_pred, rows = {}, [], [], []
+    for weights in fold_dirs:
+        k = int(weights.parent.name.removeprefix("fold"))
+        _, test_idx = dataset.split(k)
+        probs = predict_logits(load_model(weights.parent).model, feats[test_idx]).softmax(1).numpy()
+        pred, true = probs.argmax(1), dataset.labels[test_idx]
+        folds[k] = {"accuracy": accuracy_score(true, pred), "macro_f1": f1_score(true, pred, average="macro"),
+                    "clips": len(test_idx), "train_seconds": _train_seconds(weights.parent)}
+        y_true.append(true)
+        y_pred.append(pred)
+        rows += [{"file": dataset.paths[i].name, "fold": k, "label": dataset.classes[t],
+                  "predicted": dataset.classes[p], "score": round(float(s), 5)}
+                 for i, t, p, s in zip(test_idx, true, pred, probs.max(1))]
+    y_true, y_pred = np.concatenate(y_true), np.concatenate(y_pred)
+    summary = _summary(folds, config.to_dict(), info)
+    _write_reports(run_dir, dataset.classes, y_true, y_pred, rows, summary)
+    return summary
+
+
+def _train_seconds(fold_dir: Path) -> float:
+    with (fold_dir / "log.csv").open() as f:
+        return round(sum(float(r["seconds"]) for r in csv.DictReader(f)), 1)
+
+
+def _summary(folds: dict, config: dict, info: dict) -> dict:
+    acc = np.array([f["accuracy"] for f in folds.values()])
+    f1 = np.array([f["macro_f1"] for f in folds.values()])
+    return {"protocol": PROTOCOL, "folds": folds,
+            "accuracy_mean": float(acc.mean()), "accuracy_std": float(acc.std()),
+            "macro_f1_mean": float(f1.mean()), "macro_f1_std": float(f1.std()),
+            "train_wall_seconds": round(sum(f["train_seconds"] for f in folds.values()), 1),
+            "seed": config["train"]["seed"], "git_commit": info.get("git_commit"),
+            "machine": info.get("machine"), "torch": info.get("torch"), "config": config}
+
+
+def _write_reports(out: Path, classes: list[str], y_true: np.ndarray, y_pred: np.ndarray, rows: list[dict],
+                   summary: dict) -> None:
+    labels = np.arange(len(classes))
+    cm = confusion_matrix(y_true, y_pred, labels=labels)
+    np.save(out / "confusion.npy", cm)
+    with (out / "confusion.csv").open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["true\\predicted", *classes])
+        writer.writerows([name, *row] for name, row in zip(classes, cm.tolist()))
+    p, r, f1, n = precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    report = [{"class": c, "precision": round(float(a), 4), "recall": round(float(b), 4), "f1": round(float(d), 4),
+               "support": int(e)} for c, a, b, d, e in zip(classes, p, r, f1, n)]
+    _write_csv(out / "per_class.csv", report)
+    _write_csv(out / "predictions.csv", rows)
+    lines = ["| class | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
+    lines += [f"| {x['class']} | {x['precision']:.3f} | {x['recall']:.3f} | {x['f1']:.3f} | {x['support']} |"
+              for x in sorted(report, key=lambda x: -x["f1"])]
+    (out / "per_class.md").write_text("\n".join(lines) + "\n")
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    plot_confusion(cm, classes, out / "confusion.png")
+    plot_curves(out, out / "curves.png")
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def plot_confusion(cm: np.ndarray, classes: list[str], path: Path) -> None:
+    """Row-normalised confusion matrix with class names and the count in every non-empty cell."""
+    share = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    size = max(6.0, 0.32 * len(classes) + 3)
+    fig = Figure(figsize=(size, size * 0.92))
+    ax = fig.subplots()
+    image = ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(classes)), classes, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(classes)), classes, fontsize=7)
+    for i, j in zip(*np.nonzero(cm)):
+        ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=5,
+                color="white" if share[i, j] > 0.5 else "black")
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title("Confusion matrix (all test folds pooled; colour = share of the true class)")
+    fig.colorbar(image, ax=ax, fraction=0.03)
+    fig.tight_layout()
+    fig.savefig(path, dpi=130)
+
+
+def plot_curves(run_dir: Path, path: Path) -> None:
+    """Training loss per epoch for every fold, and validation accuracy where a validation fold was held out."""
+    fig = Figure(figsize=(11, 4))
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    for log in sorted(run_dir.glob("*/log.csv")):
+        with log.open() as f:
+            rows = list(csv.DictReader(f))
+        epochs = [int(r["epoch"]) for r in rows]
+        loss_ax.plot(epochs, [float(r["train_loss"]) for r in rows], label=log.parent.name)
+        if rows and rows[0]["val_acc"]:
+            acc_ax.plot(epochs, [float(r["val_acc"]) for r in rows], label=log.parent.name)
+    loss_ax.set(xlabel="epoch", ylabel="training loss (mixup, label smoothing)", title="Training loss")
+    acc_ax.set(xlabel="epoch", ylabel="accuracy", title="Validation accuracy (when a validation fold is held out)")
+    for ax in (loss_ax, acc_ax):
+        if ax.lines:
+            ax.legend()
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)

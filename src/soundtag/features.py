@@ -1,0 +1,90 @@
+"""Log-mel frontend on plain torch: STFT, Slaney mel filterbank, dB with a floor, per-clip normalisation.
+
+Batched and device-agnostic; the filterbank and window are buffers, so `.to(device)` moves them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+
+@dataclass(frozen=True)
+class FrontendConfig:
+    """Every frontend parameter; defaults follow common ESC-50 practice for 32 kHz audio (10 ms hop)."""
+
+    sample_rate: int = 32_000
+    n_fft: int = 1024
+    hop_length: int = 320
+    n_mels: int = 64
+    f_min: float = 50.0
+    f_max: float = 14_000.0
+    top_db: float = 80.0  # dynamic range kept below each clip's loudest bin
+    normalize: bool = True  # per-clip zero mean, unit variance
+
+    def num_frames(self, num_samples: int) -> int:
+        return 1 + num_samples // self.hop_length
+
+
+def hz_to_mel(hz: np.ndarray) -> np.ndarray:
+    """Slaney's mel scale (librosa's default): linear below 1 kHz, logarithmic above."""
+    hz = np.asarray(hz, dtype=np.float64)
+    linear = hz * 3.0 / 200.0
+    log = 15.0 + np.log(np.maximum(hz, 1e-10) / 1000.0) / (np.log(6.4) / 27.0)
+    return np.where(hz >= 1000.0, log, linear)
+
+
+def mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    mel = np.asarray(mel, dtype=np.float64)
+    linear = mel * 200.0 / 3.0
+    log = 1000.0 * np.exp((np.log(6.4) / 27.0) * (mel - 15.0))
+    return np.where(mel >= 15.0, log, linear)
+
+
+def mel_filterbank(config: FrontendConfig) -> torch.Tensor:
+    """Triangular, area-normalised (Slaney) filters, shape `(n_fft // 2 + 1, n_mels)`."""
+    fft_hz = np.linspace(0.0, config.sample_rate / 2, config.n_fft // 2 + 1)
+    edges_hz = mel_to_hz(np.linspace(hz_to_mel(config.f_min), hz_to_mel(config.f_max), config.n_mels + 2))
+    width = np.diff(edges_hz)
+    slopes = edges_hz[:, None] - fft_hz[None, :]
+    rising = -slopes[:-2] / width[:-1, None]
+    falling = slopes[2:] / width[1:, None]
+    weights = np.maximum(0.0, np.minimum(rising, falling))
+    weights *= (2.0 / (edges_hz[2:] - edges_hz[:-2]))[:, None]
+    return torch.from_numpy(weights.T.astype(np.float32))
+
+
+class LogMel(nn.Module):
+    """Waveforms `(..., time)` at `config.sample_rate` -> log-mel features `(..., n_mels, frames)`.
+
+    With `config.normalize`, each clip has zero mean and unit variance over all its bins, which removes
+    loudness differences between recordings.
+    """
+
+    def __init__(self, config: FrontendConfig = FrontendConfig()):
+        super().__init__()
+        self.config = config
+        self.register_buffer("window", torch.hann_window(config.n_fft), persistent=False)
+        self.register_buffer("filterbank", mel_filterbank(config), persistent=False)
+
+    def power_mel(self, wave: torch.Tensor) -> torch.Tensor:
+        """Mel power spectrogram `(..., n_mels, frames)` before the log (what librosa.feature.melspectrogram gives)."""
+        c = self.config
+        batch_shape = wave.shape[:-1]
+        spec = torch.stft(wave.reshape(-1, wave.shape[-1]).float(), c.n_fft, c.hop_length, window=self.window,
+                          center=True, pad_mode="constant", return_complex=True)
+        power = spec.real.square() + spec.imag.square()
+        mel = torch.matmul(power.transpose(-1, -2), self.filterbank).transpose(-1, -2)
+        return mel.reshape(*batch_shape, c.n_mels, -1)
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        db = 10.0 * torch.log10(self.power_mel(wave).clamp_min(1e-10))
+        db = torch.maximum(db, db.amax(dim=(-2, -1), keepdim=True) - self.config.top_db)
+        if self.config.normalize:
+            mean = db.mean(dim=(-2, -1), keepdim=True)
+            std = db.std(dim=(-2, -1), keepdim=True)
+            db = (db - mean) / (std + 1e-5)
+        return db

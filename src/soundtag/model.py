@@ -1,0 +1,131 @@
+"""The CNN: Conv-BN-ReLU blocks with 2x2 average pooling, global average pooling, dropout, linear head."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from soundtag.audio import AudioConfig
+from soundtag.features import FrontendConfig
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Block widths and convolutions per block. The defaults keep early, high-resolution blocks thin and put
+    the second convolution where the feature map is small: about 1.1 M parameters and 0.3 GMAC per 5-s clip."""
+
+    n_classes: int = 50
+    channels: tuple[int, ...] = (16, 32, 64, 128, 256)
+    convs_per_block: tuple[int, ...] = (1, 1, 1, 2, 2)
+    dropout: float = 0.3
+
+
+def conv_bn_relu(c_in: int, c_out: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
+
+
+class SoundCNN(nn.Module):
+    """Log-mels `(batch, n_mels, frames)` -> class logits `(batch, n_classes)`; any number of frames."""
+
+    def __init__(self, config: ModelConfig = ModelConfig()):
+        super().__init__()
+        if len(config.channels) != len(config.convs_per_block):
+            raise ValueError(f"model.channels has {len(config.channels)} blocks but model.convs_per_block "
+                             f"has {len(config.convs_per_block)}")
+        self.config = config
+        blocks, c_in = [], 1
+        for i, (c_out, n_convs) in enumerate(zip(config.channels, config.convs_per_block)):
+            layers = [conv_bn_relu(c_in if j == 0 else c_out, c_out) for j in range(n_convs)]
+            if i < len(config.channels) - 1:
+                layers.append(nn.AvgPool2d(2))
+            blocks.append(nn.Sequential(*layers))
+            c_in = c_out
+        self.blocks = nn.Sequential(*blocks)
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = nn.Linear(c_in, config.n_classes)
+
+    def embed(self, mels: torch.Tensor) -> torch.Tensor:
+        """The pooled penultimate vector `(batch, channels[-1])`, for similarity search."""
+        return self.blocks(mels.unsqueeze(1)).mean(dim=(-2, -1))
+
+    def forward(self, mels: torch.Tensor) -> torch.Tensor:
+        return self.head(self.dropout(self.embed(mels)))
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_macs(model: nn.Module, input_shape: tuple[int, int]) -> int:
+    """Multiply-adds of one forward pass on a single `(n_mels, frames)` input (convolutions and linear layers)."""
+    total = 0
+
+    def hook(module: nn.Module, _inputs: tuple, output: torch.Tensor) -> None:
+        nonlocal total
+        weight = module.weight
+        total += output.numel() * weight[0].numel()  # every output value costs one filter's worth of MACs
+
+    layers = [m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    handles = [m.register_forward_hook(hook) for m in layers]
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        model(torch.zeros(1, *input_shape))
+    model.train(was_training)
+    for h in handles:
+        h.remove()
+    return total
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, mels: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
+    """Logits `(clips, n_classes)` in eval mode and full precision, batch by batch, on the model's device."""
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out = [model(mels[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(mels), batch_size)]
+    model.train(was_training)
+    return torch.cat(out) if out else torch.empty(0, model.config.n_classes)
+
+
+@dataclass(frozen=True)
+class ModelBundle:
+    """A trained network with everything needed to feed it: class names and the audio and frontend settings."""
+
+    model: SoundCNN
+    classes: list[str]
+    audio: AudioConfig
+    frontend: FrontendConfig
+
+
+def save_model(directory: str | Path, bundle: ModelBundle) -> None:
+    """Write `model.safetensors` (weights only) and `model.json` (configs and labels) into `directory`."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in bundle.model.state_dict().items()}
+    save_file(state, directory / "model.safetensors")
+    meta = {"classes": bundle.classes, "audio": asdict(bundle.audio), "frontend": asdict(bundle.frontend),
+            "model": asdict(bundle.model.config)}
+    (directory / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
+
+
+def load_model(directory: str | Path) -> ModelBundle:
+    """Read what `save_model` wrote; safetensors, so nothing is unpickled."""
+    directory = Path(directory)
+    for name in ("model.json", "model.safetensors"):
+        if not (directory / name).is_file():
+            raise FileNotFoundError(f"{directory / name}: missing; a model folder holds model.json and "
+                                    "model.safetensors")
+    meta = json.loads((directory / "model.json").read_text())
+    m = meta["model"]
+    config = ModelConfig(n_classes=m["n_classes"], channels=tuple(m["channels"]),
+                         convs_per_block=tuple(m["convs_per_block"]), dropout=m["dropout"])
+    model = SoundCNN(config)
+    model.load_state_dict(load_file(directory / "model.safetensors"))
+    model.eval()
+    return ModelBundle(model, list(meta["classes"]), AudioConfig(**meta["audio"]), FrontendConfig(**meta["frontend"]))

@@ -1,0 +1,231 @@
+"""Training: a fixed schedule per fold on cached log-mels, mixup and SpecAugment, a checkpoint every epoch.
+
+Runs on CPU (bf16 autocast, channels_last), on a CUDA GPU (AMP), and under `torchrun` (DistributedDataParallel,
+each process takes a shard of every epoch). An interrupted run resumes from its last epoch to the same result.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import platform
+import subprocess
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from soundtag.config import ConfigError, RunConfig, TrainConfig
+from soundtag.data import Dataset, build_features, load_dataset
+from soundtag.model import ModelBundle, SoundCNN, predict_logits, save_model
+
+LOG_FIELDS = ("epoch", "lr", "train_loss", "val_loss", "val_acc", "seconds")
+
+
+def augment(x: torch.Tensor, cfg: TrainConfig, rng: np.random.Generator) -> torch.Tensor:
+    """Random circular time shift and SpecAugment masks on a batch `(batch, mels, frames)`, all items at once."""
+    b, n_mels, frames = x.shape
+    if cfg.time_shift:
+        shift = torch.from_numpy(rng.integers(0, frames, (b, 1, 1))).to(x.device)
+        index = (torch.arange(frames, device=x.device).view(1, 1, frames) + shift) % frames
+        x = x.gather(2, index.expand(b, n_mels, frames))
+    for dim, count, width in ((1, cfg.freq_masks, cfg.freq_mask_width), (2, cfg.time_masks, cfg.time_mask_width)):
+        size = x.shape[dim]
+        for _ in range(count):
+            w = rng.integers(0, min(width, size) + 1, (b, 1))
+            start = torch.from_numpy((rng.random((b, 1)) * (size - w + 1)).astype(np.int64)).to(x.device)
+            pos = torch.arange(size, device=x.device).view(1, size)
+            hit = (pos >= start) & (pos < start + torch.from_numpy(w).to(x.device))
+            x = x.masked_fill(hit.unsqueeze(2) if dim == 1 else hit.unsqueeze(1), 0.0)
+    return x
+
+
+def lr_at(step: int, total: int, warmup: int, peak: float) -> float:
+    """Linear warm-up to `peak`, then cosine decay to zero."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    return 0.5 * peak * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
+
+
+def pick_device() -> tuple[torch.device, torch.dtype | None]:
+    """The device and its autocast dtype: bf16 on CPU (measured 3x faster here) and on bf16-capable GPUs."""
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", 0))
+        torch.cuda.set_device(local)
+        return torch.device("cuda", local), torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.device("cpu"), torch.bfloat16
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size); starts the process group when launched by torchrun."""
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    return (dist.get_rank(), world) if world > 1 else (0, 1)
+
+
+def train_fold(cfg: RunConfig, feats: torch.Tensor, labels: torch.Tensor, train_idx: np.ndarray,
+               val_idx: np.ndarray, out: Path, name: str) -> SoundCNN:
+    """Train one model on `train_idx`, checkpointing to `out/checkpoint.pt` after every epoch."""
+    t = cfg.train
+    device, amp_dtype = pick_device()
+    rank, world = _distributed()
+    torch.manual_seed(t.seed)
+    model = SoundCNN(cfg.model).to(device, memory_format=torch.channels_last)
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    no_decay = [p for p in model.parameters() if p.ndim <= 1]  # BN and biases
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": t.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=t.lr)
+    scaler = torch.amp.GradScaler(enabled=t.amp and amp_dtype == torch.float16)
+    ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    start, log = 0, []
+    ckpt = out / "checkpoint.pt"
+    if ckpt.exists():
+        state = torch.load(ckpt, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        start, log = state["epoch"], state["log"]
+
+    per_rank = max(1, t.batch_size // world)
+    steps_per_epoch = max(1, len(train_idx) // (per_rank * world))
+    total, warmup = t.epochs * steps_per_epoch, t.warmup_epochs * steps_per_epoch
+    bar = tqdm(range(start, t.epochs), initial=start, total=t.epochs, desc=name, unit="epoch", disable=rank != 0)
+    for epoch in bar:
+        began = time.perf_counter()
+        rng = np.random.default_rng([t.seed, epoch])
+        torch.manual_seed(t.seed * 100_003 + epoch)  # dropout, so a resumed epoch repeats exactly
+        order = rng.permutation(train_idx)[rank::world]
+        losses = []
+        ddp.train()
+        for step in range(steps_per_epoch):
+            lr = lr_at(epoch * steps_per_epoch + step, total, warmup, t.lr)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            idx = torch.from_numpy(order[step * per_rank:(step + 1) * per_rank])
+            x, y = augment(feats[idx].to(device), t, rng), labels[idx].to(device)
+            lam = float(rng.beta(t.mixup_alpha, t.mixup_alpha)) if t.mixup_alpha > 0 else 1.0
+            perm = torch.from_numpy(rng.permutation(len(idx))).to(device)
+            x = lam * x + (1 - lam) * x[perm]
+            with torch.autocast(device.type, amp_dtype, enabled=t.amp):
+                logits = ddp(x)
+            logits = logits.float()
+            loss = (lam * F.cross_entropy(logits, y, label_smoothing=t.label_smoothing)
+                    + (1 - lam) * F.cross_entropy(logits, y[perm], label_smoothing=t.label_smoothing))
+            opt.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            losses.append(loss.item())
+        row = {"epoch": epoch + 1, "lr": lr, "train_loss": float(np.mean(losses)), "val_loss": "", "val_acc": ""}
+        if len(val_idx):
+            val_logits = predict_logits(model, feats[val_idx])
+            row["val_loss"] = F.cross_entropy(val_logits, labels[val_idx]).item()
+            row["val_acc"] = (val_logits.argmax(1) == labels[val_idx]).float().mean().item()
+        row["seconds"] = time.perf_counter() - began
+        log.append(row)
+        bar.set_postfix(loss=f"{row['train_loss']:.3f}", lr=f"{lr:.2e}",
+                        **({"val_acc": f"{row['val_acc']:.3f}"} if len(val_idx) else {}))
+        if rank == 0:
+            _save_checkpoint(ckpt, model, opt, epoch + 1, log)
+            _write_log(out / "log.csv", log)
+        if world > 1:
+            dist.barrier()
+    return model
+
+
+def _save_checkpoint(path: Path, model: SoundCNN, opt: torch.optim.Optimizer, epoch: int, log: list) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "epoch": epoch, "log": log}, tmp)
+    tmp.replace(path)  # atomic: a kill mid-write leaves the previous checkpoint intact
+
+
+def _write_log(path: Path, log: list[dict]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, LOG_FIELDS)
+        writer.writeheader()
+        writer.writerows(log)
+
+
+def run(cfg: RunConfig, data: str | Path, out: str | Path, folds: list[int] | None = None,
+        full: bool = False, resume: bool = False) -> Path:
+    """Cross-validate over `folds` (default: all), or with `full` train one model on every clip.
+
+    Writes `out/config.json`, `out/run.json` and, per fold, `fold{k}/` (or `full/`) holding the model,
+    its log and, while it trains, a checkpoint. With `resume`, finished folds are skipped and an unfinished
+    one continues from its last checkpoint.
+    """
+    out = Path(out)
+    if (out / "config.json").exists() and not resume:
+        raise ConfigError(f"{out} already holds a run; pass --resume to continue it, or choose another --out")
+    dataset = load_dataset(data)
+    cfg = replace(cfg, model=replace(cfg.model, n_classes=len(dataset.classes)))
+    _check_folds(cfg, dataset, folds)
+    rank, _ = _distributed()
+    if rank == 0:
+        _write_run_files(out, cfg, data)
+    cache = Path(data) if Path(data).is_dir() else Path(data).parent
+    feats = torch.from_numpy(build_features(dataset, cfg.audio, cfg.frontend, cache / ".soundtag-cache"))
+    labels = torch.from_numpy(dataset.labels)
+    everything = np.arange(len(dataset))
+    plan = [("full", everything, np.array([], dtype=int))] if full else [
+        (f"fold{k}", *dataset.split(k)) for k in (folds or sorted(set(dataset.folds.tolist())))]
+    for name, train_idx, _test_idx in plan:
+        fold_dir = out / name
+        if (fold_dir / "model.safetensors").exists():
+            continue
+        fold_dir.mkdir(parents=True, exist_ok=True)
+        val_idx = np.array([], dtype=int)
+        if cfg.train.val_fold is not None:
+            val_idx = np.intersect1d(train_idx, np.flatnonzero(dataset.folds == cfg.train.val_fold))
+            train_idx = np.setdiff1d(train_idx, val_idx)
+        model = train_fold(cfg, feats, labels, train_idx, val_idx, fold_dir, name)
+        if rank == 0:
+            save_model(fold_dir, ModelBundle(model.cpu(), dataset.classes, cfg.audio, cfg.frontend))
+            (fold_dir / "checkpoint.pt").unlink(missing_ok=True)
+    return out
+
+
+def _check_folds(cfg: RunConfig, dataset: Dataset, folds: list[int] | None) -> None:
+    known = sorted(set(dataset.folds.tolist()))
+    for k in [*(folds or []), *([cfg.train.val_fold] if cfg.train.val_fold is not None else [])]:
+        if k not in known:
+            raise ConfigError(f"fold {k} does not exist in this dataset; its folds are {known}")
+    if cfg.train.val_fold is not None and cfg.train.val_fold in (folds or known):
+        raise ConfigError(f"train.val_fold={cfg.train.val_fold} is also a test fold; choose folds that exclude it")
+
+
+def _write_run_files(out: Path, cfg: RunConfig, data: str | Path) -> None:
+    """The config actually used, and where it ran; a resumed run must use the same config."""
+    out.mkdir(parents=True, exist_ok=True)
+    config_path = out / "config.json"
+    text = json.dumps(cfg.to_dict(), indent=2) + "\n"
+    if config_path.exists() and config_path.read_text() != text:
+        raise ConfigError(f"{config_path}: this run was started with a different config; use a new --out "
+                         "or the same settings to resume")
+    config_path.write_text(text)
+    info_path = out / "run.json"
+    if not info_path.exists():
+        info = {"data": str(data), "git_commit": _git_commit(), "machine": machine_description(),
+                "torch": torch.__version__, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        info_path.write_text(json.dumps(info, indent=2) + "\n")
+
+
+def _git_commit() -> str | None:
+    try:
+        proc = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                              cwd=Path(__file__).parent)
+        return proc.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def machine_description() -> str:
+    gpu = f", {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    return f"{platform.machine()} {platform.processor() or ''} {os.cpu_count()} cores{gpu}".replace("  ", " ")

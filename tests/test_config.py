@@ -1,0 +1,45 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from soundtag.config import ConfigError, RunConfig, from_dict, make_config
+
+
+def test_defaults_presets_and_overrides() -> None:
+    assert make_config() == RunConfig()
+    cfg = make_config("smoke", overrides=["train.epochs=7", "model.channels=4,8", "train.val_fold=none",
+                                          "train.amp=false", "frontend.f_max=8000"])
+    assert (cfg.train.epochs, cfg.model.channels, cfg.train.val_fold) == (7, (4, 8), None)
+    assert cfg.train.amp is False and cfg.frontend.f_max == 8000.0
+
+
+def test_json_round_trip(tmp_path: Path) -> None:
+    cfg = make_config("long", overrides=["train.val_fold=2"])
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(cfg.to_dict()))
+    assert make_config(file=path) == cfg == from_dict(cfg.to_dict())
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["train.epoch=3"], "unknown key 'train.epoch'; train has epochs"),
+    (["optimizer.lr=1"], "section among audio, frontend, model, train"),
+    (["train.epochs"], "expected section.key=value"),
+    (["train.epochs=ten"], "train.epochs: 'ten' is not a valid int"),
+    (["train.epochs=2.5"], "not a valid int"),
+    (["train.amp=maybe"], "not a valid bool"),
+    (["model.channels=8,x"], "not a valid int"),
+])
+def test_bad_overrides_are_explained(overrides: list[str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        make_config(overrides=overrides)
+
+
+def test_bad_preset_and_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown preset 'fast'"):
+        make_config("fast")
+    with pytest.raises(ConfigError, match="not found"):
+        make_config(file=tmp_path / "missing.json")
+    (tmp_path / "bad.json").write_text("{oops")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        make_config(file=tmp_path / "bad.json")

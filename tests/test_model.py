@@ -1,0 +1,34 @@
+from pathlib import Path
+
+import torch
+
+from soundtag.audio import AudioConfig
+from soundtag.features import FrontendConfig
+from soundtag.model import ModelBundle, ModelConfig, SoundCNN, count_macs, count_parameters, load_model, save_model
+
+
+def test_default_model_fits_the_budget() -> None:
+    model = SoundCNN(ModelConfig())
+    assert count_parameters(model) <= 1_500_000
+    assert count_macs(model, (64, 501)) <= 300_000_000
+
+
+def test_macs_of_a_single_conv_are_counted_by_hand() -> None:
+    model = SoundCNN(ModelConfig(n_classes=3, channels=(4,), convs_per_block=(1,)))
+    assert count_macs(model, (8, 10)) == 8 * 10 * 4 * 9 + 4 * 3  # conv, then the linear head
+
+
+def test_any_length_and_embedding() -> None:
+    model = SoundCNN(ModelConfig(n_classes=5)).eval()
+    for frames in (101, 501, 1001):
+        assert model(torch.randn(2, 64, frames)).shape == (2, 5)
+    assert model.embed(torch.randn(3, 64, 501)).shape == (3, 256)
+
+
+def test_save_and_load_round_trip(tmp_path: Path) -> None:
+    model = SoundCNN(ModelConfig(n_classes=3, channels=(4, 8), convs_per_block=(1, 2))).eval()
+    save_model(tmp_path, ModelBundle(model, ["a", "b", "c"], AudioConfig(), FrontendConfig(n_mels=32)))
+    bundle = load_model(tmp_path)
+    assert bundle.classes == ["a", "b", "c"] and bundle.frontend.n_mels == 32
+    x = torch.randn(1, 32, 50)
+    torch.testing.assert_close(bundle.model(x), model(x))

@@ -1,0 +1,108 @@
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY
+
+from soundtag import train
+from soundtag.config import ConfigError, TrainConfig, make_config
+from soundtag.model import load_model
+from soundtag.train import augment, lr_at, run
+
+
+def read_log(fold_dir: Path) -> list[dict]:
+    with (fold_dir / "log.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_loss_falls_and_artefacts_appear(tone_dataset: Path, tmp_path: Path) -> None:
+    cfg = make_config("smoke", overrides=[*TINY, "train.epochs=25", "train.lr=0.01", "train.mixup_alpha=0",
+                                         "train.val_fold=5"])
+    out = run(cfg, tone_dataset, tmp_path / "run", folds=[1])
+    log = read_log(out / "fold1")
+    assert len(log) == 25 and float(log[-1]["train_loss"]) < 0.8 * float(log[0]["train_loss"])
+    assert float(log[-1]["val_acc"]) >= 0.5  # chance is 1/3
+    assert {p.name for p in (out / "fold1").iterdir()} == {"log.csv", "model.json", "model.safetensors"}
+    assert json.loads((out / "config.json").read_text())["model"]["n_classes"] == 3
+    assert {"git_commit", "machine", "torch"} <= set(json.loads((out / "run.json").read_text()))
+    assert load_model(out / "fold1").classes == ["clicks", "noise", "tone"]
+
+
+def test_resumed_run_equals_uninterrupted(tone_dataset: Path, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = make_config("smoke", overrides=[*TINY, "train.epochs=4"])
+    whole = run(cfg, tone_dataset, tmp_path / "whole", folds=[2])
+
+    real_write_log = train._write_log
+
+    def crash_after_two_epochs(path: Path, log: list) -> None:
+        real_write_log(path, log)
+        if len(log) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "_write_log", crash_after_two_epochs)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, tone_dataset, tmp_path / "cut", folds=[2])
+    assert (tmp_path / "cut" / "fold2" / "checkpoint.pt").exists()
+    monkeypatch.setattr(train, "_write_log", real_write_log)
+    with pytest.raises(ConfigError, match="--resume"):
+        run(cfg, tone_dataset, tmp_path / "cut", folds=[2])
+    resumed = run(cfg, tone_dataset, tmp_path / "cut", folds=[2], resume=True)
+
+    a, b = load_model(whole / "fold2").model.state_dict(), load_model(resumed / "fold2").model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [r["train_loss"] for r in read_log(whole / "fold2")] == [r["train_loss"] for r in read_log(resumed / "fold2")]
+
+
+def test_resume_refuses_a_different_config(tone_dataset: Path, tmp_path: Path) -> None:
+    cfg = make_config("smoke", overrides=[*TINY, "train.epochs=1"])
+    run(cfg, tone_dataset, tmp_path / "r", folds=[1])
+    other = make_config("smoke", overrides=[*TINY, "train.epochs=2"])
+    with pytest.raises(ConfigError, match="different config"):
+        run(other, tone_dataset, tmp_path / "r", folds=[1], resume=True)
+
+
+@pytest.mark.parametrize(("folds", "overrides", "message"), [
+    ([7], [], "fold 7 does not exist"),
+    ([1], ["train.val_fold=1"], "also a test fold"),
+    ([1], ["train.val_fold=9"], "fold 9 does not exist"),
+])
+def test_bad_folds(tone_dataset: Path, tmp_path: Path, folds: list, overrides: list, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        run(make_config("smoke", overrides=[*TINY, *overrides]), tone_dataset, tmp_path / "r", folds=folds)
+
+
+def test_augment_keeps_shape_and_masks() -> None:
+    x = torch.randn(4, 64, 100)
+    cfg = TrainConfig(time_shift=False, freq_masks=1, freq_mask_width=64, time_masks=0)
+    y = augment(x, cfg, np.random.default_rng(0))
+    assert y.shape == x.shape and (y == 0).any()
+    shifted = augment(x, TrainConfig(freq_masks=0, time_masks=0), np.random.default_rng(0))
+    torch.testing.assert_close(shifted.sum(-1), x.sum(-1))  # a circular shift keeps every frame
+
+
+def test_schedule_warms_up_then_decays() -> None:
+    lrs = [lr_at(s, 100, 10, 1.0) for s in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and max(lrs) == pytest.approx(1.0) and lrs[-1] < 0.01
+    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+
+
+@pytest.mark.skipif(shutil.which("torchrun", path=os.path.dirname(sys.executable)) is None,
+                    reason="torchrun not installed beside this Python")
+def test_torchrun_two_cpu_processes(tone_dataset: Path, tmp_path: Path) -> None:
+    torchrun = shutil.which("torchrun", path=os.path.dirname(sys.executable))
+    cmd = [torchrun, "--standalone", "--nproc_per_node=2", "-m", "soundtag.cli", "train", "--data",
+           str(tone_dataset), "--out", str(tmp_path / "ddp"), "--folds", "1", "--preset", "smoke",
+           *TINY, "train.epochs=2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert len(read_log(tmp_path / "ddp" / "fold1")) == 2
+    assert (tmp_path / "ddp" / "summary.json").exists()
