@@ -57,3 +57,54 @@ def test_bad_fold_list_is_an_argument_error(capsys: pytest.CaptureFixture) -> No
     with pytest.raises(SystemExit):
         main(["train", "--out", "R", "--folds", "one"])
     assert "fold numbers separated by commas" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import torch
+
+    from soundtag.audio import AudioConfig
+    from soundtag.features import FrontendConfig
+    from soundtag.model import ModelBundle, ModelConfig, SoundCNN, save_model
+
+    torch.manual_seed(0)
+    model = SoundCNN(ModelConfig(n_classes=3, channels=(8, 16), convs_per_block=(1, 1))).eval()
+    out = tmp_path_factory.mktemp("model")
+    save_model(out, ModelBundle(model, ["bell", "hum", "rain"], AudioConfig(), FrontendConfig()))
+    return out
+
+
+@pytest.fixture
+def clips(tmp_path: Path) -> list[str]:
+    import soundfile as sf
+    from conftest import tone
+
+    sf.write(tmp_path / "short.wav", tone(440.0, 16000, 2.0), 16000)
+    sf.write(tmp_path / "long.flac", tone(440.0, 16000, 9.0), 16000)
+    (tmp_path / "broken.wav").write_bytes(b"RIFF....WAVEfmt nonsense")
+    return [str(tmp_path / n) for n in ("short.wav", "broken.wav", "long.flac", "absent.mp3")]
+
+
+def test_predict_table(model_dir: Path, clips: list[str], capsys: pytest.CaptureFixture) -> None:
+    assert main(["predict", *clips, "--model", str(model_dir), "--top-k", "2"]) == 1
+    out, err = capsys.readouterr()
+    assert "short.wav  (2.0 s)" in out and "long.flac  (9.0 s)" in out
+    assert "    0.0-5.0" in out and "    4.0-9.0" in out  # windows of the long file, the last aligned to its end
+    assert "error: file not found" in out and "error: truncated or corrupt" in out
+    assert "2 of 4 files could not be tagged" in err
+
+
+def test_predict_json_lines(model_dir: Path, clips: list[str], capsys: pytest.CaptureFixture) -> None:
+    assert main(["predict", *clips, "--model", str(model_dir), "--json", "--window", "3", "--hop", "3"]) == 1
+    records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["file"] for r in records] == clips
+    assert len(records[0]["tags"]) == 3 and records[0]["windows"][0] == {"start": 0.0, "end": 2.0,
+                                                                         "tags": records[0]["tags"]}
+    assert [w["start"] for w in records[2]["windows"]] == [0.0, 3.0, 6.0]
+    assert "error" in records[1] and records[3]["error"] == "file not found"
+
+
+def test_predict_all_good_exits_zero(model_dir: Path, clips: list[str], capsys: pytest.CaptureFixture) -> None:
+    assert main(["predict", clips[0], "--model", str(model_dir)]) == 0
+    assert main(["predict", clips[0], "--model", str(model_dir / "nowhere")]) == 2
+    assert "model.json: missing" in capsys.readouterr().err

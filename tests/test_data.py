@@ -48,7 +48,7 @@ def test_wrong_counts_are_reported(tmp_path: Path) -> None:
 
 
 def test_missing_metadata_and_folder(tmp_path: Path) -> None:
-    with pytest.raises(DatasetError, match="not found.*soundtag download"):
+    with pytest.raises(DatasetError, match=r"not found.*soundtag download"):
         load_dataset(tmp_path / "nowhere")
     (tmp_path / "empty").mkdir()
     with pytest.raises(DatasetError, match="no audio found"):
@@ -156,7 +156,7 @@ def test_download_failures_are_clear_and_clean(tmp_path: Path, kind: str) -> Non
         (tmp_path / "bad.zip").write_bytes(b"PK\x03\x04 truncated")
         url = (tmp_path / "bad.zip").as_uri()
     root = tmp_path / "data" / "ESC-50"
-    with pytest.raises(DatasetError, match="cannot download ESC-50.*offline"):
+    with pytest.raises(DatasetError, match=r"cannot download ESC-50.*offline"):
         download_esc50(root, url)
     assert list(root.iterdir()) == []
     shutil.rmtree(root)

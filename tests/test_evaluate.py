@@ -31,5 +31,5 @@ def test_reports_are_written_and_reproducible(tiny_run: Path) -> None:
 
 
 def test_not_a_run_folder(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="no config.json"):
+    with pytest.raises(FileNotFoundError, match=r"no config\.json"):
         evaluate_run(tmp_path)

@@ -1,4 +1,5 @@
 import csv
+import itertools
 import json
 import os
 import shutil
@@ -58,7 +59,8 @@ def test_resumed_run_equals_uninterrupted(tone_dataset: Path, tmp_path: Path,
 
     a, b = load_model(whole / "fold2").model.state_dict(), load_model(resumed / "fold2").model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
-    assert [r["train_loss"] for r in read_log(whole / "fold2")] == [r["train_loss"] for r in read_log(resumed / "fold2")]
+    losses = [[r["train_loss"] for r in read_log(run_dir / "fold2")] for run_dir in (whole, resumed)]
+    assert losses[0] == losses[1]
 
 
 def test_resume_refuses_a_different_config(tone_dataset: Path, tmp_path: Path) -> None:
@@ -91,7 +93,7 @@ def test_augment_keeps_shape_and_masks() -> None:
 def test_schedule_warms_up_then_decays() -> None:
     lrs = [lr_at(s, 100, 10, 1.0) for s in range(100)]
     assert lrs[0] == pytest.approx(0.1) and max(lrs) == pytest.approx(1.0) and lrs[-1] < 0.01
-    assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
+    assert all(a >= b for a, b in itertools.pairwise(lrs[10:]))
 
 
 @pytest.mark.skipif(shutil.which("torchrun", path=os.path.dirname(sys.executable)) is None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 from soundtag.audio import AudioError
 from soundtag.config import PRESETS, ConfigError, make_config
 from soundtag.data import ESC50_URL, DatasetError
+from soundtag.infer import BACKENDS
 
 USER_ERRORS = (AudioError, ConfigError, DatasetError, FileNotFoundError)
 
@@ -18,7 +20,8 @@ def _folds(text: str) -> list[int]:
     try:
         return [int(k) for k in text.split(",") if k.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected fold numbers separated by commas, e.g. 1,2,3; got {text!r}")
+        msg = f"expected fold numbers separated by commas, e.g. 1,2,3; got {text!r}"
+        raise argparse.ArgumentTypeError(msg) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -64,6 +67,42 @@ def build_parser() -> argparse.ArgumentParser:
                                    "per_class.csv/.md, confusion.npy/.csv/.png, curves.png and predictions.csv.")
     p.add_argument("run", help="a run folder written by `soundtag train`")
     p.add_argument("--data", help="dataset location, if it moved since training")
+
+    p = sub.add_parser(
+        "predict", help="tag audio files", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Tag each FILE (any format soundfile or ffmpeg reads, any length). Audio longer than one "
+                    "window is cut into overlapping windows; each gets its own tags and the file gets their mean. "
+                    "Near-silent audio is reported as silence. A bad file is reported and the others still run; "
+                    "the exit code is 1 if any file failed.",
+        epilog="Examples:\n"
+               "  soundtag predict dog.wav rain.flac\n"
+               "  soundtag predict long_take.m4a --window 2 --hop 1 --top-k 3\n"
+               "  soundtag predict library/*.wav --json > tags.jsonl")
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("--top-k", type=int, default=5, help="tags per file and window (default: %(default)s)")
+    p.add_argument("--window", type=float, default=5.0, help="window length in seconds (default: %(default)s)")
+    p.add_argument("--hop", type=float, default=2.5, help="step between windows in seconds (default: %(default)s)")
+    p.add_argument("--json", action="store_true", help="one JSON object per file and line, instead of a table")
+    p.add_argument("--model", help="model folder (default: the shipped ESC-50 model, or $SOUNDTAG_MODEL)")
+    p.add_argument("--backend", choices=BACKENDS, default="torch",
+                   help="torch, or onnx (onnxruntime on the exported pipeline) (default: %(default)s)")
+
+    p = sub.add_parser("onnx", help="export a model to ONNX",
+                       description="Export the whole pipeline (waveform at the model's sample rate -> log-mel -> "
+                                   "CNN) as one ONNX graph with inputs `wave` (batch, samples) and outputs `probs` "
+                                   "(batch, classes) and `embedding`. Class names and settings travel in its "
+                                   "metadata (key `soundtag`). Put it in the model folder as model.onnx and "
+                                   "`--backend onnx` uses it.")
+    p.add_argument("--model", help="model folder (default: the shipped ESC-50 model, or $SOUNDTAG_MODEL)")
+    p.add_argument("--out", default="model.onnx", help="where to write it (default: %(default)s)")
+
+    p = sub.add_parser("app", help="serve the web app",
+                       description="Serve the Gradio app: upload or record a clip to see its tags, spectrogram "
+                                   "and timeline, or tag the microphone live. Works offline.")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on; 0.0.0.0 for all (default: %(default)s)")
+    p.add_argument("--port", type=int, default=7860, help="port (default: %(default)s)")
+    p.add_argument("--model", help="model folder (default: the shipped ESC-50 model, or $SOUNDTAG_MODEL)")
+    p.add_argument("--backend", choices=BACKENDS, default="torch", help="inference backend (default: %(default)s)")
     return parser
 
 
@@ -121,7 +160,58 @@ def print_summary(summary: dict) -> None:
     print(f"{'std':>6} {summary['accuracy_std']:>9.4f} {summary['macro_f1_std']:>9.4f}")
 
 
-COMMANDS = {"download": cmd_download, "train": cmd_train, "evaluate": cmd_evaluate}
+def cmd_predict(args: argparse.Namespace) -> int:
+    from soundtag.infer import Classifier
+
+    clf = Classifier.load(args.model, backend=args.backend, window=args.window, hop=args.hop)
+    failed = 0
+    for start in range(0, len(args.files), 32):  # shared model batches, output as each group finishes
+        chunk = args.files[start:start + 32]
+        for path, result in zip(chunk, clf.analyze_batch(chunk, top_k=args.top_k)):
+            failed += isinstance(result, AudioError)
+            print(json.dumps(_as_record(path, result)) if args.json else _as_text(path, result), flush=True)
+    if failed and not args.json:
+        print(f"{failed} of {len(args.files)} files could not be tagged", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def cmd_onnx(args: argparse.Namespace) -> int:
+    from soundtag.export import export_onnx
+    from soundtag.infer import DEFAULT_MODEL
+    from soundtag.model import load_model
+
+    path = export_onnx(load_model(args.model or os.environ.get("SOUNDTAG_MODEL") or DEFAULT_MODEL), args.out)
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+def cmd_app(args: argparse.Namespace) -> int:
+    from soundtag.app import launch
+
+    launch(args.model, host=args.host, port=args.port, backend=args.backend)
+    return 0
+
+
+def _as_record(path: str, result: object) -> dict:
+    if isinstance(result, AudioError):
+        return {"file": path, "error": result.reason}
+    return {"file": path, "duration": round(result.duration, 3), "silent": result.silent, "tags": result.tags,
+            "windows": [{"start": w.start, "end": round(w.end, 3), "tags": w.tags} for w in result.windows]}
+
+
+def _as_text(path: str, result: object) -> str:
+    if isinstance(result, AudioError):
+        return f"{path}\n    error: {result.reason}"
+    def tags(t: list[dict]) -> str:
+        return "  ".join(f"{x['label']} {x['score']:.2f}" for x in t)
+    lines = [f"{path}  ({result.duration:.1f} s)", f"    {tags(result.tags)}"]
+    if len(result.windows) > 1:
+        lines += [f"    {w.start:7.1f}-{w.end:<7.1f} {tags(w.tags[:3])}" for w in result.windows]
+    return "\n".join(lines)
+
+
+COMMANDS = {"download": cmd_download, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
+            "onnx": cmd_onnx, "app": cmd_app}
 
 
 if __name__ == "__main__":

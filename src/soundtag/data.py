@@ -191,7 +191,7 @@ def _fetch(url: str, dest: Path) -> None:
 def _unpack_esc50(archive: Path, root: Path) -> None:
     """Extract `*/audio/*.wav` and `*/meta/esc50.csv` flat into root; zipfile checks every CRC."""
     with zipfile.ZipFile(archive) as zf:
-        members = [m for m in zf.namelist() if "/audio/" in m and m.endswith(".wav") or m.endswith("meta/esc50.csv")]
+        members = [m for m in zf.namelist() if ("/audio/" in m and m.endswith(".wav")) or m.endswith("meta/esc50.csv")]
         if not any(m.endswith("meta/esc50.csv") for m in members):
             raise zipfile.BadZipFile("the archive holds no meta/esc50.csv")
         for member in tqdm(members, desc="unpacking", unit="file"):

@@ -11,7 +11,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from soundtag.audio import AudioConfig
-from soundtag.features import FrontendConfig
+from soundtag.features import FrontendConfig, LogMel
 
 
 @dataclass(frozen=True)
@@ -103,15 +103,32 @@ class ModelBundle:
     frontend: FrontendConfig
 
 
+class Pipeline(nn.Module):
+    """Waveforms `(batch, samples)` at the model's rate -> (probabilities `(batch, classes)`, embeddings)."""
+
+    def __init__(self, bundle: ModelBundle):
+        super().__init__()
+        self.frontend = LogMel(bundle.frontend)
+        self.model = bundle.model
+
+    def forward(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        embedding = self.model.embed(self.frontend(wave))
+        return self.model.head(embedding).softmax(-1), embedding
+
+
+def describe(bundle: ModelBundle) -> dict:
+    """Everything but the weights, as JSON-ready data: class names and the audio, frontend and model configs."""
+    return {"classes": bundle.classes, "audio": asdict(bundle.audio), "frontend": asdict(bundle.frontend),
+            "model": asdict(bundle.model.config)}
+
+
 def save_model(directory: str | Path, bundle: ModelBundle) -> None:
     """Write `model.safetensors` (weights only) and `model.json` (configs and labels) into `directory`."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in bundle.model.state_dict().items()}
     save_file(state, directory / "model.safetensors")
-    meta = {"classes": bundle.classes, "audio": asdict(bundle.audio), "frontend": asdict(bundle.frontend),
-            "model": asdict(bundle.model.config)}
-    (directory / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
+    (directory / "model.json").write_text(json.dumps(describe(bundle), indent=2) + "\n")
 
 
 def load_model(directory: str | Path) -> ModelBundle:

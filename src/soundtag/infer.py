@@ -1,0 +1,187 @@
+"""Inference: `Classifier` loads a trained model and tags files or arrays of any length.
+
+Long audio is cut into overlapping windows (default 5 s every 2.5 s); each window gets tags with its start and
+end time, and the file gets the mean of its windows' probabilities. Near-silent windows are reported as silent
+instead of receiving a confident label (the per-clip normalisation would otherwise amplify hiss into a sound).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from soundtag.audio import AudioError, fix_length, load
+from soundtag.model import ModelBundle, Pipeline, load_model
+
+BACKENDS = ("torch", "onnx")
+
+SILENCE = "silence"
+DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "esc50"
+
+
+@dataclass(frozen=True)
+class WindowTags:
+    start: float  # seconds
+    end: float
+    tags: list[dict]  # [{"label", "score"}], best first; [{"label": "silence", ...}] for a silent window
+    silent: bool
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """Tags for a whole file (mean over its non-silent windows) and for each window."""
+
+    tags: list[dict]
+    windows: list[WindowTags]
+    duration: float
+    silent: bool
+
+
+class Classifier:
+    """Turns audio into sound-class tags with a trained soundtag model.
+
+    >>> clf = Classifier.load()                       # the shipped ESC-50 model
+    >>> clf.predict("dog.wav", top_k=3)               # [{"label": "dog", "score": 0.97}, ...]
+    """
+
+    def __init__(self, bundle: ModelBundle, window: float = 5.0, hop: float = 2.5, silence_dbfs: float = -60.0,
+                 backend: str = "torch", onnx_path: str | Path | None = None):
+        if window <= 0 or hop <= 0:
+            raise ValueError(f"window and hop must be positive seconds, got window={window}, hop={hop}")
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+        self.bundle, self.window, self.hop, self.silence_dbfs = bundle, window, hop, silence_dbfs
+        self.classes = bundle.classes
+        self.sample_rate = bundle.audio.sample_rate
+        self._run = _torch_runner(bundle) if backend == "torch" else _onnx_runner(bundle, onnx_path)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, backend: str = "torch", **kwargs: float) -> Classifier:
+        """A model folder (model.json + model.safetensors, and model.onnx for the onnx backend);
+        default $SOUNDTAG_MODEL or the shipped model."""
+        folder = Path(path or os.environ.get("SOUNDTAG_MODEL") or DEFAULT_MODEL)
+        onnx_path = folder / "model.onnx" if (folder / "model.onnx").exists() else None
+        return cls(load_model(folder), backend=backend, onnx_path=onnx_path, **kwargs)
+
+    def predict(self, source: str | Path | np.ndarray, sample_rate: int | None = None, top_k: int = 5) -> list[dict]:
+        """Top-k `[{"label", "score"}]` for a whole file or array (the shape of Hugging Face's pipeline)."""
+        return self.analyze(source, sample_rate, top_k).tags
+
+    def predict_batch(self, sources: Iterable[str | Path | np.ndarray], sample_rate: int | None = None,
+                      top_k: int = 5) -> list[list[dict] | AudioError]:
+        """`predict` for many inputs in shared batches; a bad input gets its AudioError in its place."""
+        return [r if isinstance(r, AudioError) else r.tags for r in self.analyze_batch(sources, sample_rate, top_k)]
+
+    def analyze(self, source: str | Path | np.ndarray, sample_rate: int | None = None, top_k: int = 5) -> Analysis:
+        """Per-window tags with times, and the file's tags; audio shorter than a window is zero-padded."""
+        (result,) = self.analyze_batch([source], sample_rate, top_k)
+        if isinstance(result, AudioError):
+            raise result
+        return result
+
+    def analyze_batch(self, sources: Iterable[str | Path | np.ndarray], sample_rate: int | None = None,
+                      top_k: int = 5) -> list[Analysis | AudioError]:
+        """`analyze` for many inputs: every window of every input goes through the model in shared batches."""
+        waves: list[np.ndarray | AudioError] = []
+        for source in sources:
+            try:
+                waves.append(load(source, sample_rate, self.sample_rate))
+            except AudioError as err:
+                waves.append(err)
+        good = [w for w in waves if not isinstance(w, AudioError)]
+        cut = [self._windows(w) for w in good]
+        if not cut:
+            return waves
+        windows = np.concatenate([w for _, w in cut])
+        silent = _dbfs(windows) < self.silence_dbfs
+        probs = np.zeros((len(windows), len(self.classes)), np.float32)
+        if (~silent).any():
+            probs[~silent] = self.probabilities(windows[~silent])
+        results, offset = [], 0
+        analyses = iter(cut)
+        for wave in waves:
+            if isinstance(wave, AudioError):
+                results.append(wave)
+                continue
+            starts, _ = next(analyses)
+            span = slice(offset, offset + len(starts))
+            results.append(self._assemble(starts, probs[span], silent[span], len(wave) / self.sample_rate, top_k))
+            offset += len(starts)
+        return results
+
+    def _assemble(self, starts: list[float], probs: np.ndarray, silent: np.ndarray, duration: float,
+                  top_k: int) -> Analysis:
+        quiet_tags = [{"label": SILENCE, "score": 1.0}]
+        rows = [WindowTags(start, min(start + self.window, duration), quiet_tags if quiet else self._top(p, top_k),
+                           bool(quiet)) for start, p, quiet in zip(starts, probs, silent)]
+        overall = self._top(probs[~silent].mean(0), top_k) if (~silent).any() else quiet_tags
+        return Analysis(overall, rows, duration, bool(silent.all()))
+
+    def _windows(self, wave: np.ndarray) -> tuple[list[float], np.ndarray]:
+        """Window starts (s) and the windows `(n, samples)`; the last window is aligned to the end of the audio."""
+        size, step = round(self.window * self.sample_rate), round(self.hop * self.sample_rate)
+        if len(wave) <= size:
+            return [0.0], fix_length(wave, size)[None]
+        offsets = list(range(0, len(wave) - size + 1, step))
+        if offsets[-1] + size < len(wave):
+            offsets.append(len(wave) - size)
+        return [o / self.sample_rate for o in offsets], np.stack([wave[o:o + size] for o in offsets])
+
+    def probabilities(self, windows: np.ndarray, batch_size: int = 64) -> np.ndarray:
+        """Class probabilities `(n, classes)` for model-rate windows `(n, samples)`."""
+        return np.concatenate([self._run(windows[i:i + batch_size])[0] for i in range(0, len(windows), batch_size)])
+
+    def embed(self, source: str | Path | np.ndarray, sample_rate: int | None = None) -> np.ndarray:
+        """The model's penultimate vector, averaged over windows: `(channels,)` float32, for similarity search."""
+        _, windows = self._windows(load(source, sample_rate, self.sample_rate))
+        return self._run(windows)[1].mean(0)
+
+    def _top(self, probs: np.ndarray, k: int) -> list[dict]:
+        best = np.argsort(probs)[::-1][:k]
+        return [{"label": self.classes[i], "score": round(float(probs[i]), 4)} for i in best]
+
+
+def _dbfs(windows: np.ndarray) -> np.ndarray:
+    """RMS level of each window in dB relative to full scale."""
+    rms = np.sqrt(np.mean(np.square(windows, dtype=np.float64), axis=-1))
+    return 20 * np.log10(np.maximum(rms, 1e-10))
+
+
+Runner = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def _torch_runner(bundle: ModelBundle) -> Runner:
+    pipeline = Pipeline(bundle).eval()
+
+    @torch.inference_mode()
+    def run(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        probs, embedding = pipeline(torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32)))
+        return probs.numpy(), embedding.numpy()
+
+    return run
+
+
+def _onnx_runner(bundle: ModelBundle, onnx_path: str | Path | None) -> Runner:
+    """onnxruntime on the exported pipeline; exported to a temporary file when the model folder has none."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise ImportError("the onnx backend needs onnxruntime: pip install onnxruntime") from None
+
+    from soundtag.export import export_onnx
+
+    if onnx_path is None:
+        onnx_path = export_onnx(bundle, Path(tempfile.mkdtemp(prefix="soundtag-")) / "model.onnx")
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+
+    def run(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        probs, embedding = session.run(None, {"wave": np.ascontiguousarray(windows, dtype=np.float32)})
+        return probs, embedding
+
+    return run

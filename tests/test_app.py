@@ -1,0 +1,145 @@
+"""The web app through its API (gradio_client); the real-browser test is in test_app_browser.py."""
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from conftest import tone
+
+gr = pytest.importorskip("gradio")
+from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
+
+from soundtag import app as app_module  # noqa: E402
+from soundtag.audio import AudioConfig  # noqa: E402
+from soundtag.features import FrontendConfig  # noqa: E402
+from soundtag.infer import Classifier  # noqa: E402
+from soundtag.model import ModelBundle, ModelConfig, SoundCNN  # noqa: E402
+
+CLASSES = ["bell", "hum", "rain", "wind", "dog", "car"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def clf() -> Classifier:
+    torch.manual_seed(0)
+    model = SoundCNN(ModelConfig(n_classes=len(CLASSES), channels=(8, 16), convs_per_block=(1, 1))).eval()
+    return Classifier(ModelBundle(model, CLASSES, AudioConfig(), FrontendConfig()))
+
+
+@pytest.fixture(scope="module")
+def server(clf: Classifier) -> Iterator[str]:
+    demo = app_module.build_app(clf)
+    demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
+                max_file_size=app_module.MAX_FILE_SIZE)
+    yield demo.local_url
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(server: str) -> Client:
+    return Client(server, verbose=False)
+
+
+def test_predict_endpoint(client: Client, tmp_path: Path) -> None:
+    sf.write(tmp_path / "tone.wav", tone(440.0, 16000, 12.0), 16000)
+    label, image, timeline = client.predict(handle_file(str(tmp_path / "tone.wav")), api_name="/predict")
+    assert label["label"] in CLASSES and len(label["confidences"]) == 5
+    assert Path(image).exists()
+    assert [row[:2] for row in timeline["data"]] == [["0.0", "5.0"], ["2.5", "7.5"], ["5.0", "10.0"],
+                                                     ["7.0", "12.0"]]
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("notes.wav", b"meeting notes, not audio" * 10, "not audio"),
+    ("empty.wav", b"", "empty"),
+])
+def test_bad_uploads_get_a_message_and_the_server_keeps_serving(client: Client, tmp_path: Path, name: str,
+                                                                 content: bytes, message: str) -> None:
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(AppError, match=f"Cannot tag {name}.*{message}"):
+        client.predict(handle_file(str(tmp_path / name)), api_name="/predict")
+    sf.write(tmp_path / "ok.wav", tone(440.0, 16000, 1.0), 16000)
+    assert client.predict(handle_file(str(tmp_path / "ok.wav")), api_name="/predict")[0]["label"] in CLASSES
+
+
+def test_too_long_is_refused(client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(app_module, "MAX_SECONDS", 3)
+    sf.write(tmp_path / "long.wav", tone(440.0, 8000, 4.0), 8000)
+    with pytest.raises(AppError, match="4 s long; this app takes up to 3 s"):
+        client.predict(handle_file(str(tmp_path / "long.wav")), api_name="/predict")
+
+
+def test_live_rolling_window(clf: Classifier, monkeypatch: pytest.MonkeyPatch) -> None:
+    tagger = app_module.Tagger(clf)
+    clock = iter(np.arange(0.0, 100.0, 0.5))
+    monkeypatch.setattr(app_module.time, "monotonic", lambda: next(clock))
+    state, labels = None, []
+    for _ in range(16):  # 8 s of microphone in 0.5-s chunks
+        label, state = tagger.live((48000, (tone(440.0, 48000, 0.5) * 32767).astype(np.int16)), state)
+        labels.append(label)
+    assert len(state["buffer"]) == 5 * 32000  # only the last window is kept
+    assert all(set(x) <= set(CLASSES) for x in labels)
+    assert sum(a is not b for a, b in zip(labels, labels[1:])) == 7  # one new label per second of audio
+
+
+def test_spectrogram_image_orientation(clf: Classifier) -> None:
+    image = app_module.spectrogram_image(app_module.LogMel(clf.bundle.frontend), tone(8000.0, 32000, 1.0))
+    assert image.shape == (64 * 3, 101, 3) and image.dtype == np.uint8
+    assert image[:96].mean() > image[96:].mean()  # an 8 kHz tone is bright in the top (high) half
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (apt-get install chromium)")
+def test_in_a_real_browser(server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Upload, click Tag, read the top label; then bad uploads show a message and the page keeps working."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    monkeypatch.setattr(app_module, "MAX_SECONDS", 8)
+    sf.write(tmp_path / "tone.wav", tone(440.0, 16000, 3.0), 16000)
+    sf.write(tmp_path / "long.wav", tone(440.0, 8000, 9.0), 8000)
+    (tmp_path / "notes.wav").write_bytes(b"meeting notes, not audio" * 10)
+    (tmp_path / "empty.wav").write_bytes(b"")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.set_default_timeout(90_000)
+        page.goto(server)
+        tag = page.get_by_role("button", name="Tag", exact=True)
+
+        def submit(path: Path) -> None:
+            clear = page.locator("button[aria-label='Clear']")
+            if clear.count():
+                clear.first.click()
+            page.locator("input[type=file]").first.set_input_files(str(path))
+            page.wait_for_timeout(1000)  # let the component finish its upload
+            tag.click()
+
+        submit(tmp_path / "tone.wav")
+        top = page.locator('[data-testid="label-output-value"]')
+        top.wait_for()
+        assert top.inner_text().strip() in CLASSES
+        page.screenshot(path=str(tmp_path / "app.png"), full_page=True)
+        assert (tmp_path / "app.png").stat().st_size > 10_000
+
+        for name, message in (("notes.wav", "not audio"), ("empty.wav", "empty"), ("long.wav", "9 s long")):
+            submit(tmp_path / name)
+            toast = page.get_by_text(f"Cannot tag {name}")
+            toast.wait_for()
+            assert message in toast.inner_text()
+        sf.write(tmp_path / "four.wav", tone(440.0, 16000, 4.0), 16000)
+        submit(tmp_path / "four.wav")  # still serving: a new result with the new clip's length
+        page.get_by_test_id("cell-0-1").get_by_text("4.0", exact=True).wait_for()
+        browser.close()

@@ -1,0 +1,109 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from conftest import tone
+
+from soundtag.audio import AudioConfig, AudioError
+from soundtag.features import FrontendConfig
+from soundtag.infer import SILENCE, Classifier
+from soundtag.model import ModelBundle, ModelConfig, SoundCNN, save_model
+
+CLASSES = ["bell", "hum", "rain"]
+
+
+@pytest.fixture(scope="module")
+def clf() -> Classifier:
+    torch.manual_seed(0)
+    model = SoundCNN(ModelConfig(n_classes=3, channels=(8, 16), convs_per_block=(1, 1)))
+    return Classifier(ModelBundle(model.eval(), CLASSES, AudioConfig(), FrontendConfig()))
+
+
+def check_tags(tags: list[dict], k: int) -> None:
+    assert len(tags) == k and {t["label"] for t in tags} <= set(CLASSES)
+    scores = [t["score"] for t in tags]
+    assert scores == sorted(scores, reverse=True) and 0 <= sum(scores) <= 1.0001
+
+
+@pytest.mark.parametrize("sr", [8000, 16000, 44100, 96000])
+def test_files_at_any_rate(clf: Classifier, tmp_path: Path, sr: int) -> None:
+    path = tmp_path / "x.wav"
+    sf.write(path, tone(440.0, sr, 5.0), sr)
+    check_tags(clf.predict(path, top_k=2), 2)
+
+
+@pytest.mark.parametrize("make", [
+    lambda x: x, lambda x: (x * 32767).astype(np.int16), lambda x: np.stack([x, x], 1), lambda x: np.stack([x, x]),
+    lambda x: x.astype(np.float64),
+])
+def test_arrays(clf: Classifier, make) -> None:
+    check_tags(clf.predict(make(tone(440.0, 22050, 5.0)), sample_rate=22050, top_k=3), 3)
+
+
+def test_same_audio_same_answer_as_file_or_array(clf: Classifier, tmp_path: Path) -> None:
+    x = tone(880.0, 32000, 5.0) + 0.01 * np.random.default_rng(0).standard_normal(160000).astype(np.float32)
+    sf.write(tmp_path / "x.wav", x, 32000, subtype="FLOAT")
+    assert clf.predict(tmp_path / "x.wav") == clf.predict(x, sample_rate=32000)
+
+
+def test_long_audio_windows_and_aggregation(clf: Classifier) -> None:
+    rng = np.random.default_rng(0)
+    x = (0.1 * rng.standard_normal(12 * 32000)).astype(np.float32)
+    result = clf.analyze(x, sample_rate=32000, top_k=3)
+    assert [(w.start, w.end) for w in result.windows] == [(0.0, 5.0), (2.5, 7.5), (5.0, 10.0), (7.0, 12.0)]
+    assert result.duration == 12.0 and not result.silent
+    per_window = np.array([[{t["label"]: t["score"] for t in w.tags}[c] for c in CLASSES] for w in result.windows])
+    overall = {t["label"]: t["score"] for t in result.tags}
+    np.testing.assert_allclose([overall[c] for c in CLASSES], per_window.mean(0), atol=2e-4)
+
+
+def test_window_and_hop_are_configurable(clf: Classifier) -> None:
+    other = Classifier(clf.bundle, window=2.0, hop=1.0)
+    starts = [w.start for w in other.analyze(np.ones(5 * 8000) * 0.1, sample_rate=8000).windows]
+    assert starts == [0.0, 1.0, 2.0, 3.0]
+    with pytest.raises(ValueError, match="positive"):
+        Classifier(clf.bundle, hop=0)
+
+
+def test_short_audio_is_one_padded_window(clf: Classifier) -> None:
+    result = clf.analyze(tone(440.0, 16000, 1.0), sample_rate=16000)
+    assert [(w.start, w.end) for w in result.windows] == [(0.0, 1.0)]
+
+
+def test_silence_is_reported_not_labelled(clf: Classifier) -> None:
+    quiet = clf.analyze(np.zeros(32000 * 5), sample_rate=32000)
+    assert quiet.silent and quiet.tags == [{"label": SILENCE, "score": 1.0}]
+    hiss = np.random.default_rng(0).standard_normal(32000 * 10) * 1e-5  # -100 dBFS
+    hiss[32000 * 5:] += tone(440.0, 32000, 5.0)
+    mixed = clf.analyze(hiss, sample_rate=32000)
+    assert [w.silent for w in mixed.windows] == [True, False, False] and not mixed.silent
+    assert mixed.tags[0]["label"] in CLASSES
+
+
+def test_batch_keeps_going_past_a_bad_file(clf: Classifier, tmp_path: Path) -> None:
+    good = tmp_path / "good.wav"
+    sf.write(good, tone(440.0, 16000, 3.0), 16000)
+    bad = tmp_path / "bad.wav"
+    bad.write_text("not audio")
+    results = clf.predict_batch([good, bad, tone(440.0, 16000, 7.0)], sample_rate=16000)
+    assert isinstance(results[1], AudioError) and "bad.wav" in str(results[1])
+    check_tags(results[0], 3)
+    check_tags(results[2], 3)
+    assert results[0] == clf.predict(good)
+    with pytest.raises(AudioError, match=r"bad\.wav"):
+        clf.predict(bad)
+
+
+def test_embedding(clf: Classifier) -> None:
+    vec = clf.embed(tone(440.0, 16000, 8.0), sample_rate=16000)
+    assert vec.shape == (16,) and vec.dtype == np.float32
+
+
+def test_load_a_saved_model(clf: Classifier, tmp_path: Path) -> None:
+    save_model(tmp_path / "m", clf.bundle)
+    x = tone(440.0, 16000, 2.0)
+    assert Classifier.load(tmp_path / "m").predict(x, sample_rate=16000) == clf.predict(x, sample_rate=16000)
+    with pytest.raises(FileNotFoundError, match=r"model\.json"):
+        Classifier.load(tmp_path / "missing")
