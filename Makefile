@@ -1,5 +1,6 @@
 # Two commands do everything on a fresh machine: `make demo` (set up, fetch ESC-50, reproduce the committed
-# cross-validation numbers from the committed fold models) and `make test` (set up, lint, run the tests).
+# cross-validation numbers from the committed fold models, tag the example clips with the shipped model) and
+# `make test` (set up, lint, run the tests).
 # TORCH picks the PyTorch build: the default is the CPU wheel this project is developed with; elsewhere use e.g.
 #   make demo TORCH="torch --index-url https://download.pytorch.org/whl/cpu"     (CPU)
 #   make demo TORCH="torch"                                                       (CUDA, on Linux)
@@ -9,7 +10,7 @@ DATA ?= data/ESC-50
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo data train final test bench clean
+.PHONY: setup demo data app train final test bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +25,10 @@ data: setup
 
 demo: data
 	$(BIN)/soundtag evaluate results/esc50 --data $(DATA)
+	$(BIN)/soundtag predict examples/*.flac --top-k 3
+
+app: setup
+	$(BIN)/soundtag app
 
 train: data  # the committed 5-fold run: about 2 h on 2 CPU cores
 	$(BIN)/soundtag train --data $(DATA) --out runs/esc50
@@ -35,9 +40,11 @@ test: setup
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
-bench: data
+bench: data  # on a quiet machine: these time things
 	$(BIN)/python bench/cache_build.py --data $(DATA)
 	$(BIN)/python bench/train_epoch.py --data $(DATA)
+	$(BIN)/python bench/latency.py --data $(DATA)
+	$(BIN)/python bench/load_app.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache

@@ -1,5 +1,6 @@
 """The web app through its API (gradio_client); the real-browser test is in test_app_browser.py."""
 
+import itertools
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -89,7 +90,7 @@ def test_live_rolling_window(clf: Classifier, monkeypatch: pytest.MonkeyPatch) -
         labels.append(label)
     assert len(state["buffer"]) == 5 * 32000  # only the last window is kept
     assert all(set(x) <= set(CLASSES) for x in labels)
-    assert sum(a is not b for a, b in zip(labels, labels[1:])) == 7  # one new label per second of audio
+    assert sum(a is not b for a, b in itertools.pairwise(labels)) == 7  # one new label per second of audio
 
 
 def test_spectrogram_image_orientation(clf: Classifier) -> None:

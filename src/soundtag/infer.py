@@ -178,7 +178,9 @@ def _onnx_runner(bundle: ModelBundle, onnx_path: str | Path | None) -> Runner:
 
     if onnx_path is None:
         onnx_path = export_onnx(bundle, Path(tempfile.mkdtemp(prefix="soundtag-")) / "model.onnx")
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()  # one thread setting for both backends
+    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
 
     def run(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         probs, embedding = session.run(None, {"wave": np.ascontiguousarray(windows, dtype=np.float32)})

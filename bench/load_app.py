@@ -1,0 +1,110 @@
+"""Bounded load test of the web app on 127.0.0.1: 20 concurrent clients send 1,000 clips in all, then it stops.
+
+    python bench/load_app.py [--model runs/esc50/fold1] [--clients 20] [--requests 1000]
+
+The app runs in its own process (`soundtag app`); each client is a gradio_client uploading a 5-s ESC-50-like clip
+to the `predict` endpoint. Records errors, latency p50/p99 and the server's resident memory over the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from common import report
+from gradio_client import Client, handle_file
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def wait_for(url: str, proc: subprocess.Popen, seconds: float = 180) -> Client:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"the app exited with code {proc.returncode}")
+        try:
+            return Client(url, verbose=False)
+        except Exception:  # not listening yet
+            time.sleep(1)
+    sys.exit(f"the app did not answer at {url} within {seconds:.0f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=None, help="model folder (default: the shipped model)")
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--requests", type=int, default=1000)
+    args = parser.parse_args()
+    port = free_port()
+    cmd = [sys.executable, "-m", "soundtag.cli", "app", "--port", str(port)]
+    cmd += ["--model", args.model] if args.model else []
+    server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ})
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        clients = [wait_for(url, server)] + [Client(url, verbose=False) for _ in range(args.clients - 1)]
+        rng = np.random.default_rng(0)
+        with tempfile.TemporaryDirectory() as tmp:
+            clip = Path(tmp) / "clip.wav"
+            sf.write(clip, (0.1 * rng.standard_normal(44100 * 5)).astype(np.float32), 44100, subtype="PCM_16")
+            memory, done = [rss_mb(server.pid)], threading.Event()
+
+            def sample_memory() -> None:
+                while not done.wait(1.0):
+                    memory.append(rss_mb(server.pid))
+
+            sampler = threading.Thread(target=sample_memory, daemon=True)
+            sampler.start()
+
+            def one(i: int) -> tuple[float, bool]:
+                began = time.perf_counter()
+                try:
+                    clients[i % args.clients].predict(handle_file(str(clip)), api_name="/predict")
+                    return time.perf_counter() - began, True
+                except Exception:
+                    return time.perf_counter() - began, False
+
+            began = time.perf_counter()
+            with ThreadPoolExecutor(args.clients) as pool:
+                results = list(pool.map(one, range(args.requests)))
+            wall = time.perf_counter() - began
+            done.set()
+            sampler.join()
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    latencies = np.array([t for t, _ in results])
+    third = max(1, len(memory) // 3)
+    report("load_app", [{
+        "requests": args.requests, "clients": args.clients, "errors": sum(not ok for _, ok in results),
+        "p50_ms": 1000 * float(np.percentile(latencies, 50)), "p99_ms": 1000 * float(np.percentile(latencies, 99)),
+        "requests_s": args.requests / wall, "rss_start_mb": memory[0],
+        "rss_first_third_mb": float(np.mean(memory[:third])), "rss_last_third_mb": float(np.mean(memory[-third:])),
+        "rss_max_mb": max(memory)}],
+        "Gradio app (`soundtag app`, queue concurrency 2) on 127.0.0.1 with the CNN on CPU; clients and server share "
+        "the machine's 2 cores. Latency is per request as a client sees it (upload, queue wait, tagging, result). "
+        "Memory: the server's VmRSS sampled each second; 'memory flat' compares the first and last thirds.")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,21 @@
+"""soundtag: sound-class tags for audio, from a compact CNN trained on ESC-50.
+
+`from soundtag import Classifier` is the entry point; the modules follow the pipeline: audio -> features -> data
+-> model -> train -> evaluate -> infer -> app, with `cli` on top.
+"""
+
+__version__ = "0.1.0"
+__all__ = ["AudioError", "Classifier"]
+
+
+def __getattr__(name: str) -> object:
+    """Import lazily, so `import soundtag.audio` does not pay for torch."""
+    if name == "Classifier":
+        from soundtag.infer import Classifier
+
+        return Classifier
+    if name == "AudioError":
+        from soundtag.audio import AudioError
+
+        return AudioError
+    raise AttributeError(f"module 'soundtag' has no attribute {name!r}")
