@@ -24,6 +24,19 @@ def _folds(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(msg) from None
 
 
+def _positive(kind: type) -> object:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = 0
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}")
+        return value
+
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="soundtag", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -79,9 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
                "  soundtag predict long_take.m4a --window 2 --hop 1 --top-k 3\n"
                "  soundtag predict library/*.wav --json > tags.jsonl")
     p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--top-k", type=int, default=5, help="tags per file and window (default: %(default)s)")
-    p.add_argument("--window", type=float, default=5.0, help="window length in seconds (default: %(default)s)")
-    p.add_argument("--hop", type=float, default=2.5, help="step between windows in seconds (default: %(default)s)")
+    p.add_argument("--top-k", type=_positive(int), default=5, help="tags per file and window (default: %(default)s)")
+    p.add_argument("--window", type=_positive(float), default=5.0,
+                   help="window length in seconds (default: %(default)s)")
+    p.add_argument("--hop", type=_positive(float), default=2.5,
+                   help="step between windows in seconds (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="one JSON object per file and line, instead of a table")
     p.add_argument("--model", help="model folder (default: the shipped ESC-50 model, or $SOUNDTAG_MODEL)")
     p.add_argument("--backend", choices=BACKENDS, default="torch",
@@ -164,12 +179,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from soundtag.infer import Classifier
 
     clf = Classifier.load(args.model, backend=args.backend, window=args.window, hop=args.hop)
-    failed = 0
+    failed, width = 0, min(60, max(len(f) for f in args.files))
+    if not args.json:
+        print(f"{'file':<{width}}  {'seconds':>7}  tags")
     for start in range(0, len(args.files), 32):  # shared model batches, output as each group finishes
         chunk = args.files[start:start + 32]
         for path, result in zip(chunk, clf.analyze_batch(chunk, top_k=args.top_k)):
             failed += isinstance(result, AudioError)
-            print(json.dumps(_as_record(path, result)) if args.json else _as_text(path, result), flush=True)
+            print(json.dumps(_as_record(path, result)) if args.json else _as_text(path, result, width), flush=True)
     if failed and not args.json:
         print(f"{failed} of {len(args.files)} files could not be tagged", file=sys.stderr)
     return 1 if failed else 0
@@ -177,10 +194,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_onnx(args: argparse.Namespace) -> int:
     from soundtag.export import export_onnx
-    from soundtag.infer import DEFAULT_MODEL
+    from soundtag.infer import model_folder
     from soundtag.model import load_model
 
-    path = export_onnx(load_model(args.model or os.environ.get("SOUNDTAG_MODEL") or DEFAULT_MODEL), args.out)
+    path = export_onnx(load_model(model_folder(args.model)), args.out)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
     return 0
 
@@ -199,15 +216,18 @@ def _as_record(path: str, result: object) -> dict:
             "windows": [{"start": w.start, "end": round(w.end, 3), "tags": w.tags} for w in result.windows]}
 
 
-def _as_text(path: str, result: object) -> str:
+def _as_text(path: str, result: object, width: int) -> str:
+    """One table row per file (path, seconds, tags) and, for long audio, one indented row per window."""
     if isinstance(result, AudioError):
-        return f"{path}\n    error: {result.reason}"
-    def tags(t: list[dict]) -> str:
-        return "  ".join(f"{x['label']} {x['score']:.2f}" for x in t)
-    lines = [f"{path}  ({result.duration:.1f} s)", f"    {tags(result.tags)}"]
+        return f"{path:<{width}}  {'-':>7}  error: {result.reason}"
+    lines = [f"{path:<{width}}  {result.duration:>7.1f}  {_tags_text(result.tags)}"]
     if len(result.windows) > 1:
-        lines += [f"    {w.start:7.1f}-{w.end:<7.1f} {tags(w.tags[:3])}" for w in result.windows]
+        lines += [f"{'':<{width}}  {f'{w.start:.1f}-{w.end:.1f}':>7}  {_tags_text(w.tags[:3])}" for w in result.windows]
     return "\n".join(lines)
+
+
+def _tags_text(tags: list[dict]) -> str:
+    return "  ".join(f"{t['label']} {t['score']:.2f}" for t in tags)
 
 
 COMMANDS = {"download": cmd_download, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,

@@ -15,11 +15,11 @@ from soundtag.config import from_dict
 from soundtag.data import build_features, load_dataset
 from soundtag.model import load_model, predict_logits
 
-PROTOCOL = ("Official ESC-50 5-fold cross-validation: for each test fold, one model is trained from scratch on "
-            "the other four folds with a fixed schedule (no early stopping, no checkpoint selection) and "
-            "evaluated once on the held-out fold, single 5-s crop, no test-time augmentation. "
-            "Accuracy and macro F1 are per fold, then mean ± std (population) over folds; the per-class report "
-            "and confusion matrix pool the predictions of all folds.")
+PROTOCOL = ("Cross-validation over the dataset's folds (for ESC-50, its 5 official folds): for each test fold, one "
+            "model is trained from scratch on the other folds with a fixed schedule (no early stopping, no "
+            "checkpoint selection) and evaluated once on the held-out fold, single 5-s crop, no test-time "
+            "augmentation. Accuracy and macro F1 are per fold, then mean ± std (population) over folds; the "
+            "per-class report and confusion matrix pool the predictions of all folds.")
 
 
 def evaluate_run(run_dir: str | Path, data: str | Path | None = None) -> dict:

@@ -25,6 +25,11 @@ SILENCE = "silence"
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "esc50"
 
 
+def model_folder(path: str | Path | None = None) -> Path:
+    """`path`, else $SOUNDTAG_MODEL, else the shipped ESC-50 model."""
+    return Path(path or os.environ.get("SOUNDTAG_MODEL") or DEFAULT_MODEL)
+
+
 @dataclass(frozen=True)
 class WindowTags:
     start: float  # seconds
@@ -65,7 +70,7 @@ class Classifier:
     def load(cls, path: str | Path | None = None, backend: str = "torch", **kwargs: float) -> Classifier:
         """A model folder (model.json + model.safetensors, and model.onnx for the onnx backend);
         default $SOUNDTAG_MODEL or the shipped model."""
-        folder = Path(path or os.environ.get("SOUNDTAG_MODEL") or DEFAULT_MODEL)
+        folder = model_folder(path)
         onnx_path = folder / "model.onnx" if (folder / "model.onnx").exists() else None
         return cls(load_model(folder), backend=backend, onnx_path=onnx_path, **kwargs)
 
