@@ -40,12 +40,14 @@ class WindowTags:
 
 @dataclass(frozen=True)
 class Analysis:
-    """Tags for a whole file (mean over its non-silent windows) and for each window."""
+    """Tags for a whole file (mean over its non-silent windows) and for each window, and the file's embedding
+    (mean penultimate vector of its non-silent windows; zeros when all are silent)."""
 
     tags: list[dict]
     windows: list[WindowTags]
     duration: float
     silent: bool
+    embedding: np.ndarray
 
 
 class Classifier:
@@ -106,8 +108,9 @@ class Classifier:
         windows = np.concatenate([w for _, w in cut])
         silent = _dbfs(windows) < self.silence_dbfs
         probs = np.zeros((len(windows), len(self.classes)), np.float32)
+        embeddings = np.zeros((len(windows), self.bundle.model.config.channels[-1]), np.float32)
         if (~silent).any():
-            probs[~silent] = self.probabilities(windows[~silent])
+            probs[~silent], embeddings[~silent] = self._run_batched(windows[~silent])
         results, offset = [], 0
         analyses = iter(cut)
         for wave in waves:
@@ -116,17 +119,20 @@ class Classifier:
                 continue
             starts, _ = next(analyses)
             span = slice(offset, offset + len(starts))
-            results.append(self._assemble(starts, probs[span], silent[span], len(wave) / self.sample_rate, top_k))
+            results.append(self._assemble(starts, probs[span], embeddings[span], silent[span],
+                                          len(wave) / self.sample_rate, top_k))
             offset += len(starts)
         return results
 
-    def _assemble(self, starts: list[float], probs: np.ndarray, silent: np.ndarray, duration: float,
-                  top_k: int) -> Analysis:
+    def _assemble(self, starts: list[float], probs: np.ndarray, embeddings: np.ndarray, silent: np.ndarray,
+                  duration: float, top_k: int) -> Analysis:
         quiet_tags = [{"label": SILENCE, "score": 1.0}]
         rows = [WindowTags(start, min(start + self.window, duration), quiet_tags if quiet else self._top(p, top_k),
                            bool(quiet)) for start, p, quiet in zip(starts, probs, silent)]
-        overall = self._top(probs[~silent].mean(0), top_k) if (~silent).any() else quiet_tags
-        return Analysis(overall, rows, duration, bool(silent.all()))
+        heard = ~silent
+        overall = self._top(probs[heard].mean(0), top_k) if heard.any() else quiet_tags
+        embedding = embeddings[heard].mean(0) if heard.any() else embeddings[0]
+        return Analysis(overall, rows, duration, bool(silent.all()), embedding)
 
     def _windows(self, wave: np.ndarray) -> tuple[list[float], np.ndarray]:
         """Window starts (s) and the windows `(n, samples)`; the last window is aligned to the end of the audio."""
@@ -138,14 +144,17 @@ class Classifier:
             offsets.append(len(wave) - size)
         return [o / self.sample_rate for o in offsets], np.stack([wave[o:o + size] for o in offsets])
 
-    def probabilities(self, windows: np.ndarray, batch_size: int = 64) -> np.ndarray:
-        """Class probabilities `(n, classes)` for model-rate windows `(n, samples)`."""
-        return np.concatenate([self._run(windows[i:i + batch_size])[0] for i in range(0, len(windows), batch_size)])
+    def probabilities(self, windows: np.ndarray) -> np.ndarray:
+        """Class probabilities `(n, classes)` for model-rate windows `(n, samples)`, no silence gate."""
+        return self._run_batched(windows)[0]
+
+    def _run_batched(self, windows: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+        parts = [self._run(windows[i:i + batch_size]) for i in range(0, len(windows), batch_size)]
+        return np.concatenate([p for p, _ in parts]), np.concatenate([e for _, e in parts])
 
     def embed(self, source: str | Path | np.ndarray, sample_rate: int | None = None) -> np.ndarray:
-        """The model's penultimate vector, averaged over windows: `(channels,)` float32, for similarity search."""
-        _, windows = self._windows(load(source, sample_rate, self.sample_rate))
-        return self._run(windows)[1].mean(0)
+        """The model's penultimate vector `(channels,)` for a file or array: `analyze(...).embedding`."""
+        return self.analyze(source, sample_rate).embedding
 
     def _top(self, probs: np.ndarray, k: int) -> list[dict]:
         best = np.argsort(probs)[::-1][:k]
