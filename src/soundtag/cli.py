@@ -13,7 +13,7 @@ from soundtag.config import PRESETS, ConfigError, make_config
 from soundtag.data import ESC50_URL, DatasetError
 from soundtag.infer import BACKENDS
 
-USER_ERRORS = (AudioError, ConfigError, DatasetError, FileNotFoundError)
+USER_ERRORS = (AudioError, ConfigError, DatasetError, FileNotFoundError, ImportError)
 
 
 def _folds(text: str) -> list[int]:
@@ -35,6 +35,13 @@ def _positive(kind: type) -> object:
         return value
 
     return parse
+
+
+def _seconds(text: str) -> float:
+    try:
+        return float(text.removesuffix("s"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds such as 10 or 10s, got {text!r}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -110,6 +117,37 @@ def build_parser() -> argparse.ArgumentParser:
                                    "`--backend onnx` uses it.")
     p.add_argument("--model", help="model folder (default: the shipped ESC-50 model, or $SOUNDTAG_MODEL)")
     p.add_argument("--out", default="model.onnx", help="where to write it (default: %(default)s)")
+
+    p = sub.add_parser(
+        "tag", help="tag a whole library into an SQLite catalog", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Walk folders (or read list files of paths, .txt/.lst) and tag every audio file of any format and "
+                    "length into an SQLite catalog: assets (path, size, duration, sample rate, channels, status, "
+                    "error), per-window tags, file tags and embeddings. Results are committed batch by batch; a "
+                    "re-run skips unchanged files and re-tags changed ones, so an interrupted run just continues. "
+                    "Unreadable files are recorded with their reason.",
+        epilog="Examples:\n  soundtag tag /mnt/library --db catalog.db\n"
+               "  soundtag tag new_files.txt --db catalog.db --window 2 --hop 1")
+    p.add_argument("roots", nargs="+", metavar="ROOT", help="folders, audio files, or .txt/.lst lists of paths")
+    p.add_argument("--db", required=True, help="the SQLite catalog (created if missing)")
+    p.add_argument("--workers", type=_positive(int), default=2, help="decoding processes (default: %(default)s)")
+    p.add_argument("--window", type=_positive(float), default=5.0, help="window seconds (default: %(default)s)")
+    p.add_argument("--hop", type=_positive(float), default=2.5, help="hop seconds (default: %(default)s)")
+    p.add_argument("--model", help="model folder (default: the shipped ESC-50 model, or $SOUNDTAG_MODEL)")
+
+    p = sub.add_parser("export", help="export a catalog as CSV, JSON lines or Parquet",
+                       description="One row per file: path, status, error, duration, sample rate, channels, tags.")
+    p.add_argument("--db", required=True, help="the SQLite catalog")
+    p.add_argument("--format", choices=["csv", "jsonl", "parquet"], default="csv", help="(default: %(default)s)")
+    p.add_argument("--out", required=True, help="output file")
+
+    p = sub.add_parser("search", help="find windows with a tag in a catalog",
+                       description="List the windows tagged LABEL with at least --min-score, best first.",
+                       epilog="Example: soundtag search --db catalog.db --label dog --min-score 0.8 --between 10 60")
+    p.add_argument("--db", required=True, help="the SQLite catalog")
+    p.add_argument("--label", required=True, help="a class name, e.g. dog")
+    p.add_argument("--min-score", type=float, default=0.5, help="(default: %(default)s)")
+    p.add_argument("--between", nargs=2, type=_seconds, metavar=("START", "END"),
+                   help="only windows overlapping this span, e.g. 10s 60s")
 
     p = sub.add_parser("app", help="serve the web app",
                        description="Serve the Gradio app: upload or record a clip to see its tags, spectrogram "
@@ -202,6 +240,34 @@ def cmd_onnx(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tag(args: argparse.Namespace) -> int:
+    from soundtag.catalog import tag_library
+    from soundtag.infer import Classifier
+
+    clf = Classifier.load(args.model, window=args.window, hop=args.hop)
+    counts = tag_library(args.roots, args.db, clf, workers=args.workers)
+    print(f"{counts['found']} files: {counts['tagged']} tagged, {counts['failed']} unreadable (reasons in the "
+          f"catalog), {counts['skipped']} unchanged since the last run; {counts['seconds']:.1f} s")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from soundtag.catalog import export
+
+    print(f"wrote {export(args.db, args.out, args.format)} rows to {args.out}")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from soundtag.catalog import search
+
+    hits = search(args.db, args.label, args.min_score, tuple(args.between) if args.between else None)
+    for hit in hits:
+        print(f"{hit['score']:.3f}  {hit['start']:8.1f}-{hit['end']:<8.1f}  {hit['path']}")
+    print(f"{len(hits)} windows", file=sys.stderr)
+    return 0
+
+
 def cmd_app(args: argparse.Namespace) -> int:
     from soundtag.app import launch
 
@@ -231,7 +297,7 @@ def _tags_text(tags: list[dict]) -> str:
 
 
 COMMANDS = {"download": cmd_download, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "onnx": cmd_onnx, "app": cmd_app}
+            "onnx": cmd_onnx, "tag": cmd_tag, "export": cmd_export, "search": cmd_search, "app": cmd_app}
 
 
 if __name__ == "__main__":

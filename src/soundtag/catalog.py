@@ -1,0 +1,202 @@
+"""Catalog: tag a library of audio into SQLite, resumably; export it; search it by tag.
+
+Each batch of files is committed in one transaction as soon as it is tagged, so an interrupted run (even kill -9)
+keeps everything committed before it, and a re-run skips files whose size and modification time are unchanged.
+A file that cannot be read is recorded with its reason and the run goes on.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import multiprocessing
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import closing
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from soundtag.audio import AudioError, decode, prepare
+from soundtag.data import AUDIO_SUFFIXES
+from soundtag.infer import Analysis, Classifier
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS assets (
+    id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, size INTEGER, mtime_ns INTEGER, duration REAL,
+    sample_rate INTEGER, channels INTEGER, status TEXT NOT NULL, error TEXT, tagged_at TEXT);
+CREATE TABLE IF NOT EXISTS window_tags (
+    asset_id INTEGER NOT NULL REFERENCES assets(id) ON DELETE CASCADE,
+    start_s REAL, end_s REAL, label TEXT, score REAL);
+CREATE TABLE IF NOT EXISTS file_tags (
+    asset_id INTEGER NOT NULL REFERENCES assets(id) ON DELETE CASCADE, label TEXT, score REAL, rank INTEGER);
+CREATE TABLE IF NOT EXISTS embeddings (
+    asset_id INTEGER PRIMARY KEY REFERENCES assets(id) ON DELETE CASCADE, vector BLOB);
+CREATE INDEX IF NOT EXISTS window_tags_label ON window_tags(label, score);
+CREATE INDEX IF NOT EXISTS file_tags_label ON file_tags(label, score);
+"""
+
+
+def connect(db: str | Path) -> sqlite3.Connection:
+    """Open (or create) a catalog; WAL keeps committed batches safe if the process dies."""
+    conn = sqlite3.connect(db)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.executescript(SCHEMA)
+    return conn
+
+
+def _existing(db: str | Path) -> sqlite3.Connection:
+    if not Path(db).is_file():
+        raise FileNotFoundError(f"{db}: no such catalog; create it with `soundtag tag ROOT --db {db}`")
+    return connect(db)
+
+
+def discover(roots: Iterable[str | Path]) -> list[Path]:
+    """Audio files under folders, audio files named directly, and paths listed in .txt/.lst files (one a line)."""
+    found = []
+    for root in map(Path, roots):
+        if root.is_dir():
+            found += [p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES]
+        elif root.suffix.lower() in (".txt", ".lst"):
+            found += [Path(line.strip()) for line in root.read_text().splitlines() if line.strip()]
+        else:
+            found.append(root)  # a missing or unreadable file is recorded with its reason
+    return sorted({p.resolve() for p in found})
+
+
+def pending(conn: sqlite3.Connection, paths: list[Path]) -> list[Path]:
+    """Paths that are new, or whose size or modification time changed since they were catalogued."""
+    known = {row[0]: (row[1], row[2]) for row in conn.execute("SELECT path, size, mtime_ns FROM assets")}
+    return [p for p in paths if known.get(str(p)) != _stat(p)]
+
+
+def _stat(path: Path) -> tuple[int | None, int | None]:
+    try:
+        st = path.stat()
+        return st.st_size, st.st_mtime_ns
+    except OSError:
+        return None, None
+
+
+def _decode_job(job: tuple[Path, int]) -> tuple[Path, np.ndarray | None, dict]:
+    """Worker: decode and resample one file; never raises for a bad file."""
+    path, rate = job
+    try:
+        data, sr = decode(path)
+        wave = prepare(data, sr, rate, path)
+        return path, wave, {"sample_rate": sr, "channels": int(data.shape[1]), "error": None}
+    except AudioError as err:
+        return path, None, {"sample_rate": None, "channels": None, "error": err.reason}
+
+
+def tag_library(roots: Iterable[str | Path], db: str | Path, clf: Classifier, workers: int = 2,
+                batch_files: int = 64, top_k: int = 5) -> dict:
+    """Tag every new or changed file under `roots` into the catalog `db`; returns counts for this run."""
+    conn = connect(db)
+    found = discover(roots)
+    todo = pending(conn, found)
+    counts = {"found": len(found), "skipped": len(found) - len(todo), "tagged": 0, "failed": 0}
+    began = time.perf_counter()
+    with tqdm(total=len(todo), desc="tagging", unit="file") as bar:
+        for batch in _batches(_decoded(todo, clf.sample_rate, workers), batch_files):
+            good = [(p, w, info) for p, w, info in batch if w is not None]
+            analyses = clf.analyze_batch([w for _, w, _ in good], clf.sample_rate, top_k) if good else []
+            results = iter(analyses)
+            with conn:  # one transaction per batch
+                for path, wave, info in batch:
+                    _write(conn, path, info, next(results) if wave is not None else None)
+                    counts["failed" if wave is None else "tagged"] += 1
+            bar.update(len(batch))
+    counts["seconds"] = round(time.perf_counter() - began, 2)
+    conn.close()
+    return counts
+
+
+def _decoded(paths: list[Path], rate: int, workers: int) -> Iterator[tuple[Path, np.ndarray | None, dict]]:
+    jobs = [(p, rate) for p in paths]
+    if workers <= 1:
+        yield from map(_decode_job, jobs)
+        return
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        yield from pool.map(_decode_job, jobs, chunksize=8)
+
+
+def _batches(items: Iterable, size: int) -> Iterator[list]:
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _write(conn: sqlite3.Connection, path: Path, info: dict, result: Analysis | None) -> None:
+    """Replace the file's rows (a changed file loses its old tags through the cascade)."""
+    size, mtime = _stat(path)
+    conn.execute("DELETE FROM assets WHERE path = ?", (str(path),))
+    status = "error" if result is None else "silent" if result.silent else "ok"
+    cur = conn.execute(
+        "INSERT INTO assets (path, size, mtime_ns, duration, sample_rate, channels, status, error, tagged_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, datetime('now'))",
+        (str(path), size, mtime, result.duration if result else None, info["sample_rate"], info["channels"],
+         status, info["error"]))
+    if result is None:
+        return
+    asset = cur.lastrowid
+    conn.executemany("INSERT INTO window_tags VALUES (?, ?, ?, ?, ?)",
+                     [(asset, w.start, w.end, t["label"], t["score"]) for w in result.windows for t in w.tags])
+    conn.executemany("INSERT INTO file_tags VALUES (?, ?, ?, ?)",
+                     [(asset, t["label"], t["score"], rank) for rank, t in enumerate(result.tags, 1)])
+    conn.execute("INSERT INTO embeddings VALUES (?, ?)", (asset, result.embedding.astype(np.float32).tobytes()))
+
+
+def search(db: str | Path, label: str, min_score: float = 0.5,
+           between: tuple[float, float] | None = None) -> list[dict]:
+    """Windows tagged `label` with at least `min_score`, optionally only those overlapping [start, end] seconds."""
+    sql = ("SELECT a.path, w.start_s, w.end_s, w.score FROM window_tags w JOIN assets a ON a.id = w.asset_id "
+           "WHERE w.label = ? AND w.score >= ?")
+    args: list = [label, min_score]
+    if between is not None:
+        sql += " AND w.end_s > ? AND w.start_s < ?"
+        args += list(between)
+    with closing(_existing(db)) as conn:
+        rows = conn.execute(sql + " ORDER BY w.score DESC, a.path, w.start_s", args).fetchall()
+    return [{"path": p, "start": s, "end": e, "score": sc} for p, s, e, sc in rows]
+
+
+def export(db: str | Path, out: str | Path, fmt: str) -> int:
+    """Write one row per file (path, status, duration, top tags) as csv, jsonl or parquet; returns the row count."""
+    with closing(_existing(db)) as conn:
+        assets = conn.execute("SELECT id, path, status, error, duration, sample_rate, channels FROM assets "
+                              "ORDER BY path").fetchall()
+        tags: dict[int, list] = {}
+        query = "SELECT asset_id, label, score FROM file_tags ORDER BY asset_id, rank"
+        for asset, label, score in conn.execute(query):
+            tags.setdefault(asset, []).append({"label": label, "score": score})
+    rows = [{"path": p, "status": st, "error": err, "duration": d, "sample_rate": sr, "channels": ch,
+             "tags": tags.get(i, [])} for i, p, st, err, d, sr, ch in assets]
+    out = Path(out)
+    if fmt == "jsonl":
+        out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    elif fmt == "csv":
+        with out.open("w", newline="") as f:
+            writer = csv.DictWriter(f, list(rows[0]) if rows else ["path"])
+            writer.writeheader()
+            writer.writerows({**r, "tags": ";".join(f"{t['label']}:{t['score']:.4f}" for t in r["tags"])}
+                             for r in rows)
+    elif fmt == "parquet":
+        try:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise ImportError("parquet export needs pyarrow: pip install pyarrow") from None
+        pq.write_table(pa.Table.from_pylist(rows), out)
+    else:
+        raise ValueError(f"unknown format {fmt!r}; choose csv, jsonl or parquet")
+    return len(rows)

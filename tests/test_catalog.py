@@ -1,0 +1,165 @@
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from conftest import tone
+
+from soundtag import catalog
+from soundtag.audio import AudioConfig
+from soundtag.catalog import export, search, tag_library
+from soundtag.cli import main
+from soundtag.features import FrontendConfig
+from soundtag.infer import Classifier
+from soundtag.model import ModelBundle, ModelConfig, SoundCNN, save_model
+
+CLASSES = ["bell", "hum", "rain"]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    torch.manual_seed(0)
+    model = SoundCNN(ModelConfig(n_classes=3, channels=(8, 16), convs_per_block=(1, 1))).eval()
+    out = tmp_path_factory.mktemp("model")
+    save_model(out, ModelBundle(model, CLASSES, AudioConfig(), FrontendConfig()))
+    return out
+
+
+@pytest.fixture
+def clf(model_dir: Path) -> Classifier:
+    return Classifier.load(model_dir)
+
+
+def make_library(root: Path) -> dict[str, str]:
+    """Nested folders, mixed formats and lengths, plus broken files; returns the broken ones and their reasons."""
+    rng = np.random.default_rng(0)
+    (root / "a" / "b").mkdir(parents=True)
+    (root / "c").mkdir()
+    sf.write(root / "a" / "short.wav", tone(440.0, 16000, 1.0), 16000)
+    sf.write(root / "a" / "b" / "long.flac", tone(880.0, 44100, 12.0), 44100)
+    sf.write(root / "c" / "noise.ogg", (0.1 * rng.standard_normal(48000 * 3)).astype(np.float32), 48000)
+    sf.write(root / "c" / "stereo.mp3", np.stack([tone(300.0, 22050, 6.0)] * 2, 1), 22050)
+    sf.write(root / "c" / "quiet.wav", np.zeros(16000 * 5, np.float32), 16000)
+    if shutil.which("ffmpeg"):
+        subprocess.run(["ffmpeg", "-v", "error", "-i", str(root / "a" / "short.wav"), str(root / "c" / "clip.m4a")],
+                       check=True)
+    (root / "c" / "empty.wav").write_bytes(b"")
+    (root / "a" / "corrupt.flac").write_bytes(b"fLaC" + bytes(100))
+    (root / "a" / "notes.txt.wav").write_text("not audio")
+    (root / "a" / "readme.md").write_text("ignored: not an audio suffix")
+    return {"empty.wav": "empty", "corrupt.flac": "corrupt", "notes.txt.wav": "not audio"}
+
+
+def snapshot(db: Path) -> tuple[list, list]:
+    conn = sqlite3.connect(db)
+    assets = conn.execute("SELECT path, status, error, duration, sample_rate, channels FROM assets "
+                          "ORDER BY path").fetchall()
+    windows = conn.execute("SELECT a.path, start_s, end_s, label, round(score, 4) FROM window_tags w "
+                           "JOIN assets a ON a.id = w.asset_id ORDER BY 1, 2, 4").fetchall()
+    conn.close()
+    return assets, windows
+
+
+def test_every_good_file_tagged_every_bad_one_explained(clf: Classifier, tmp_path: Path) -> None:
+    broken = make_library(tmp_path / "lib")
+    counts = tag_library([tmp_path / "lib"], tmp_path / "cat.db", clf, workers=2, batch_files=3)
+    assets, windows = snapshot(tmp_path / "cat.db")
+    by_name = {Path(p).name: (status, error) for p, status, error, *_ in assets}
+    assert "readme.md" not in by_name
+    for name, reason in broken.items():
+        assert by_name[name][0] == "error" and reason in by_name[name][1]
+    good = {n for n, (s, _) in by_name.items() if s != "error"}
+    assert good >= {"short.wav", "long.flac", "noise.ogg", "stereo.mp3", "quiet.wav"}
+    assert by_name["quiet.wav"][0] == "silent"
+    assert counts["tagged"] == len(good) and counts["failed"] == len(broken)
+    long = [w for w in windows if w[0].endswith("long.flac")]
+    assert sorted({(s, e) for _, s, e, _, _ in long}) == [(0.0, 5.0), (2.5, 7.5), (5.0, 10.0), (7.0, 12.0)]
+    stereo = next(a for a in assets if a[0].endswith("stereo.mp3"))
+    assert stereo[4:] == (22050, 2)
+
+
+def test_rerun_skips_unchanged_and_retags_changed(clf: Classifier, tmp_path: Path) -> None:
+    make_library(tmp_path / "lib")
+    db = tmp_path / "cat.db"
+    first = tag_library([tmp_path / "lib"], db, clf, workers=1)
+    again = tag_library([tmp_path / "lib"], db, clf, workers=1)
+    assert again["tagged"] == again["failed"] == 0 and again["skipped"] == first["found"]
+    changed = tmp_path / "lib" / "a" / "short.wav"
+    sf.write(changed, tone(440.0, 16000, 7.0), 16000)
+    third = tag_library([tmp_path / "lib"], db, clf, workers=1)
+    assert third["tagged"] == 1
+    assets, windows = snapshot(db)
+    assert next(a for a in assets if a[0] == str(changed.resolve()))[3] == 7.0
+    assert len({w[1:3] for w in windows if w[0] == str(changed.resolve())}) == 2  # old single window is gone
+
+
+def test_killed_run_resumes_to_the_same_catalog(clf: Classifier, model_dir: Path, tmp_path: Path) -> None:
+    make_library(tmp_path / "lib")
+    tag_library([tmp_path / "lib"], tmp_path / "whole.db", clf, workers=1, batch_files=2)
+    slow_run = (
+        "import sys, time\n"
+        "from soundtag import catalog\n"
+        "from soundtag.infer import Classifier\n"
+        "write = catalog._write\n"
+        "catalog._write = lambda *a: (time.sleep(0.3), write(*a))\n"
+        f"catalog.tag_library([{str(tmp_path / 'lib')!r}], {str(tmp_path / 'cut.db')!r}, "
+        f"Classifier.load({str(model_dir)!r}), workers=1, batch_files=2)\n")
+    proc = subprocess.Popen([sys.executable, "-c", slow_run], stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        try:
+            with sqlite3.connect(tmp_path / "cut.db") as conn:
+                if conn.execute("SELECT COUNT(*) FROM assets").fetchone()[0] >= 4:
+                    break
+        except sqlite3.OperationalError:
+            pass  # not created yet
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    interrupted, _ = snapshot(tmp_path / "cut.db")
+    assert 4 <= len(interrupted) < len(snapshot(tmp_path / "whole.db")[0])
+    resumed = tag_library([tmp_path / "lib"], tmp_path / "cut.db", clf, workers=1, batch_files=2)
+    assert resumed["skipped"] == len(interrupted)
+    assert snapshot(tmp_path / "cut.db") == snapshot(tmp_path / "whole.db")
+
+
+def test_search_and_export(clf: Classifier, tmp_path: Path) -> None:
+    make_library(tmp_path / "lib")
+    db = tmp_path / "cat.db"
+    tag_library([tmp_path / "lib"], db, clf, workers=1)
+    _, windows = snapshot(db)
+    label = next(w[3] for w in windows if w[2] > 8.0)  # a label some late window has
+    hits = search(db, label, min_score=0.0)
+    assert hits and all(h["score"] >= hits[-1]["score"] for h in hits)
+    assert len(hits) == sum(w[3] == label for w in windows)
+    late = search(db, label, min_score=0.0, between=(8.0, 20.0))
+    assert late and all(h["end"] > 8.0 for h in late)
+    for fmt in ("csv", "jsonl", "parquet"):
+        assert export(db, tmp_path / f"out.{fmt}", fmt) == len(snapshot(db)[0])
+    assert "error" in (tmp_path / "out.jsonl").read_text()
+
+
+def test_cli_tag_search_export(model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    make_library(tmp_path / "lib")
+    db = str(tmp_path / "cat.db")
+    assert main(["tag", str(tmp_path / "lib"), "--db", db, "--model", str(model_dir), "--workers", "1"]) == 0
+    assert "3 unreadable" in capsys.readouterr().out
+    assert main(["search", "--db", db, "--label", CLASSES[0], "--min-score", "0", "--between", "0s", "5s"]) == 0
+    assert main(["export", "--db", db, "--format", "csv", "--out", str(tmp_path / "x.csv")]) == 0
+    assert main(["search", "--db", str(tmp_path / "none.db"), "--label", "dog"]) == 2
+    assert "no such catalog" in capsys.readouterr().err
+
+
+def test_list_files_are_read(tmp_path: Path) -> None:
+    make_library(tmp_path / "lib")
+    listing = tmp_path / "files.txt"
+    listing.write_text(f"{tmp_path / 'lib' / 'a' / 'short.wav'}\n\n{tmp_path / 'missing.wav'}\n")
+    assert [p.name for p in catalog.discover([listing])] == ["short.wav", "missing.wav"]
