@@ -83,7 +83,7 @@ def test_too_long_is_refused(client: Client, tmp_path: Path, monkeypatch: pytest
 def test_live_rolling_window(clf: Classifier, monkeypatch: pytest.MonkeyPatch) -> None:
     tagger = app_module.Tagger(clf)
     clock = iter(np.arange(0.0, 100.0, 0.5))
-    monkeypatch.setattr(app_module.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(app_module, "monotonic", lambda: next(clock))
     state, labels = None, []
     for _ in range(16):  # 8 s of microphone in 0.5-s chunks
         label, state = tagger.live((48000, (tone(440.0, 48000, 0.5) * 32767).astype(np.int16)), state)

@@ -5,8 +5,8 @@ Runs offline with the shipped model. `soundtag app` serves it; the repo's `app.p
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
+from time import monotonic
 
 import gradio as gr
 import numpy as np
@@ -68,7 +68,7 @@ class Tagger:
             return state["label"], state  # a malformed chunk: skip it, keep listening
         keep = round(self.clf.window * self.clf.sample_rate)
         state["buffer"] = np.concatenate([state["buffer"], wave])[-keep:]
-        now = time.monotonic()
+        now = monotonic()
         if now - state["last"] >= LIVE_EVERY:
             state["last"] = now
             tags = self.clf.analyze(state["buffer"], self.clf.sample_rate, top_k=3).tags
