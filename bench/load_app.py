@@ -76,12 +76,15 @@ def main() -> None:
             sampler = threading.Thread(target=sample_memory, daemon=True)
             sampler.start()
 
+            errors: list[str] = []
+
             def one(i: int) -> tuple[float, bool]:
                 began = time.perf_counter()
                 try:
                     clients[i % args.clients].predict(handle_file(str(clip)), api_name="/predict")
                     return time.perf_counter() - began, True
-                except Exception:
+                except Exception as err:  # counted and reported, never raised: the run must finish
+                    errors.append(f"{type(err).__name__}: {err}")
                     return time.perf_counter() - began, False
 
             began = time.perf_counter()
@@ -94,6 +97,8 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=30)
     latencies = np.array([t for t, _ in results])
+    for message in sorted(set(errors))[:5]:
+        print("error:", message[:300], file=sys.stderr)
     third = max(1, len(memory) // 3)
     report("load_app", [{
         "requests": args.requests, "clients": args.clients, "errors": sum(not ok for _, ok in results),

@@ -21,16 +21,16 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="model folder (default: the shipped model)")
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
-    clf = Classifier.load(args.model)
     rows = []
-    for workers in (1, 2):
+    for precision, workers in (("fp32", 2), ("bf16", 1), ("bf16", 2)):
+        clf = Classifier.load(args.model, precision=precision)
         seconds, files = [], 0
         for _ in range(args.repeats):
             with tempfile.TemporaryDirectory() as tmp:
                 counts = tag_library([Path(args.data) / "audio"], Path(tmp) / "catalog.db", clf, workers=workers)
             seconds.append(counts["seconds"])
             files = counts["tagged"] + counts["failed"]
-        rows.append({"decode_workers": workers, "files": files, "median_s": median(seconds),
+        rows.append({"precision": precision, "decode_workers": workers, "files": files, "median_s": median(seconds),
                      "files_per_s": files / median(seconds)})
     report("tag_throughput", rows, "ESC-50 WAVs (44.1 kHz, 5 s) tagged into a new SQLite catalog: decode and "
            "resample in worker processes, frontend + CNN in the main process in batches of 64 files, one "

@@ -53,9 +53,9 @@ def client(server: str) -> Client:
 
 def test_predict_endpoint(client: Client, tmp_path: Path) -> None:
     sf.write(tmp_path / "tone.wav", tone(440.0, 16000, 12.0), 16000)
-    label, image, timeline = client.predict(handle_file(str(tmp_path / "tone.wav")), api_name="/predict")
+    label, plot, timeline = client.predict(handle_file(str(tmp_path / "tone.wav")), api_name="/predict")
     assert label["label"] in CLASSES and len(label["confidences"]) == 5
-    assert Path(image).exists()
+    assert plot["type"] == "matplotlib" and len(plot["plot"]) > 1000  # an inline PNG, not a shared file
     assert [row[:2] for row in timeline["data"]] == [["0.0", "5.0"], ["2.5", "7.5"], ["5.0", "10.0"],
                                                      ["7.0", "12.0"]]
 
@@ -93,10 +93,12 @@ def test_live_rolling_window(clf: Classifier, monkeypatch: pytest.MonkeyPatch) -
     assert sum(a is not b for a, b in itertools.pairwise(labels)) == 7  # one new label per second of audio
 
 
-def test_spectrogram_image_orientation(clf: Classifier) -> None:
-    image = app_module.spectrogram_image(app_module.LogMel(clf.bundle.frontend), tone(8000.0, 32000, 1.0))
-    assert image.shape == (64 * 3, 101, 3) and image.dtype == np.uint8
-    assert image[:96].mean() > image[96:].mean()  # an 8 kHz tone is bright in the top (high) half
+def test_spectrogram_figure_axes(clf: Classifier) -> None:
+    fig = app_module.spectrogram_figure(app_module.LogMel(clf.bundle.frontend), tone(8000.0, 32000, 2.0))
+    (ax,) = fig.axes
+    assert ax.get_xlabel() == "seconds" and ax.get_xlim()[1] == pytest.approx(201 * 320 / 32000)
+    mel = ax.images[0].get_array()
+    assert mel.shape == (64, 201) and mel[32:].mean() > mel[:32].mean()  # an 8 kHz tone sits in the upper bands
 
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -11,7 +11,7 @@ from time import monotonic
 import gradio as gr
 import numpy as np
 import torch
-from matplotlib import colormaps
+from matplotlib.figure import Figure
 
 from soundtag.audio import AudioError, load
 from soundtag.features import LogMel
@@ -23,14 +23,22 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 LIVE_EVERY = 1.0  # seconds between live classifications
 
 
-def spectrogram_image(frontend: LogMel, wave: np.ndarray, max_seconds: float = 60.0) -> np.ndarray:
-    """The log-mel of the first `max_seconds` as an RGB image, low frequencies at the bottom."""
-    wave = wave[: int(max_seconds * frontend.config.sample_rate)]
+def spectrogram_figure(frontend: LogMel, wave: np.ndarray, max_seconds: float = 60.0) -> Figure:
+    """The log-mel of the first `max_seconds`, time in seconds across, mel bands up.
+
+    Returned as a figure (sent inline), not an image file: identical uploads would otherwise share one cached file
+    that concurrent requests rewrite while it is being served."""
+    c = frontend.config
+    wave = wave[: int(max_seconds * c.sample_rate)]
     with torch.inference_mode():
         mel = frontend(torch.from_numpy(wave)).numpy()
-    scaled = (mel - mel.min()) / max(float(np.ptp(mel)), 1e-6)
-    rgb = (colormaps["magma"](scaled[::-1])[..., :3] * 255).astype(np.uint8)
-    return np.repeat(rgb, 3, axis=0)  # 64 mel rows are too thin to see
+    fig = Figure(figsize=(8, 2.6))
+    ax = fig.subplots()
+    ax.imshow(mel, origin="lower", aspect="auto", cmap="magma",
+              extent=(0, mel.shape[1] * c.hop_length / c.sample_rate, 0, c.n_mels))
+    ax.set(xlabel="seconds", ylabel="mel band")
+    fig.tight_layout()
+    return fig
 
 
 class Tagger:
@@ -40,7 +48,7 @@ class Tagger:
         self.clf = clf
         self.frontend = LogMel(clf.bundle.frontend).eval()
 
-    def tag(self, path: str | None) -> tuple[dict, np.ndarray, list[list]]:
+    def tag(self, path: str | None) -> tuple[dict, Figure, list[list]]:
         if not path:
             raise gr.Error("Upload or record a clip first.")
         try:
@@ -54,7 +62,7 @@ class Tagger:
         label = {t["label"]: t["score"] for t in result.tags}
         timeline = [[f"{w.start:.1f}", f"{w.end:.1f}", w.tags[0]["label"], round(w.tags[0]["score"], 3)]
                     for w in result.windows]
-        return label, spectrogram_image(self.frontend, wave), timeline
+        return label, spectrogram_figure(self.frontend, wave), timeline
 
     def live(self, chunk: tuple[int, np.ndarray] | None, state: dict | None) -> tuple[dict | None, dict]:
         """Append a microphone chunk to a rolling window; classify it at most once every LIVE_EVERY seconds."""
@@ -93,7 +101,7 @@ def build_app(clf: Classifier, examples: list[str] | None = None) -> gr.Blocks:
                         gr.Examples(examples, inputs=audio, label="Examples (ESC-10, CC BY; see examples/README.md)")
                 with gr.Column():
                     label = gr.Label(num_top_classes=5, label="Top tags")
-                    image = gr.Image(label="Log-mel spectrogram", type="numpy", interactive=False)
+                    image = gr.Plot(label="Log-mel spectrogram")
                     timeline = gr.Dataframe(headers=["start s", "end s", "tag", "score"], label="Timeline",
                                             interactive=False)
             button.click(tagger.tag, audio, [label, image, timeline], api_name="predict")

@@ -11,7 +11,7 @@ from pathlib import Path
 from soundtag.audio import AudioError
 from soundtag.config import PRESETS, ConfigError, make_config
 from soundtag.data import ESC50_URL, DatasetError
-from soundtag.infer import BACKENDS
+from soundtag.infer import BACKENDS, PRECISIONS
 
 USER_ERRORS = (AudioError, ConfigError, DatasetError, FileNotFoundError, ImportError)
 
@@ -133,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--window", type=_positive(float), default=5.0, help="window seconds (default: %(default)s)")
     p.add_argument("--hop", type=_positive(float), default=2.5, help="hop seconds (default: %(default)s)")
     p.add_argument("--model", help="model folder (default: the shipped ESC-50 model, or $SOUNDTAG_MODEL)")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+                   help="bf16 runs the CNN about 2x faster on CPUs with bf16 instructions (default: %(default)s)")
 
     p = sub.add_parser("export", help="export a catalog as CSV, JSON lines or Parquet",
                        description="One row per file: path, status, error, duration, sample rate, channels, tags.")
@@ -244,7 +246,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
     from soundtag.catalog import tag_library
     from soundtag.infer import Classifier
 
-    clf = Classifier.load(args.model, window=args.window, hop=args.hop)
+    clf = Classifier.load(args.model, window=args.window, hop=args.hop, precision=args.precision)
     counts = tag_library(args.roots, args.db, clf, workers=args.workers)
     print(f"{counts['found']} files: {counts['tagged']} tagged, {counts['failed']} unreadable (reasons in the "
           f"catalog), {counts['skipped']} unchanged since the last run; {counts['seconds']:.1f} s")

@@ -20,6 +20,7 @@ from soundtag.audio import AudioError, fix_length, load
 from soundtag.model import ModelBundle, Pipeline, load_model
 
 BACKENDS = ("torch", "onnx")
+PRECISIONS = ("fp32", "bf16")
 
 SILENCE = "silence"
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "esc50"
@@ -58,18 +59,20 @@ class Classifier:
     """
 
     def __init__(self, bundle: ModelBundle, window: float = 5.0, hop: float = 2.5, silence_dbfs: float = -60.0,
-                 backend: str = "torch", onnx_path: str | Path | None = None):
+                 backend: str = "torch", onnx_path: str | Path | None = None, precision: str = "fp32"):
         if window <= 0 or hop <= 0:
             raise ValueError(f"window and hop must be positive seconds, got window={window}, hop={hop}")
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+        if precision not in PRECISIONS or (precision == "bf16" and backend != "torch"):
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} (bf16 with the torch backend only)")
         self.bundle, self.window, self.hop, self.silence_dbfs = bundle, window, hop, silence_dbfs
         self.classes = bundle.classes
         self.sample_rate = bundle.audio.sample_rate
-        self._run = _torch_runner(bundle) if backend == "torch" else _onnx_runner(bundle, onnx_path)
+        self._run = _torch_runner(bundle, precision) if backend == "torch" else _onnx_runner(bundle, onnx_path)
 
     @classmethod
-    def load(cls, path: str | Path | None = None, backend: str = "torch", **kwargs: float) -> Classifier:
+    def load(cls, path: str | Path | None = None, backend: str = "torch", **kwargs: object) -> Classifier:
         """A model folder (model.json + model.safetensors, and model.onnx for the onnx backend);
         default $SOUNDTAG_MODEL or the shipped model."""
         folder = model_folder(path)
@@ -170,13 +173,21 @@ def _dbfs(windows: np.ndarray) -> np.ndarray:
 Runner = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
-def _torch_runner(bundle: ModelBundle) -> Runner:
+def _torch_runner(bundle: ModelBundle, precision: str) -> Runner:
+    """fp32, or bf16 autocast of the CNN with channels_last (about 2x the batch throughput on CPUs with bf16
+    instructions; probabilities move by up to about 1e-2). The frontend always runs in fp32."""
     pipeline = Pipeline(bundle).eval()
+    bf16 = precision == "bf16"
+    if bf16:
+        pipeline.model.to(memory_format=torch.channels_last)
 
     @torch.inference_mode()
     def run(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        probs, embedding = pipeline(torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32)))
-        return probs.numpy(), embedding.numpy()
+        mels = pipeline.frontend(torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32)))
+        with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+            embedding = pipeline.model.embed(mels)
+            probs = pipeline.model.head(embedding).float().softmax(-1)
+        return probs.numpy(), embedding.float().numpy()
 
     return run
 
