@@ -9,6 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
+
+from soundtag.audio import AudioConfig
+from soundtag.features import FrontendConfig
+from soundtag.model import ModelBundle, ModelConfig, SoundCNN
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -71,3 +76,11 @@ def tone_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 clip[rng.integers(0, 1600)::1600] += 0.9
             sf.write(root / label / f"{label}{i}.wav", clip.astype(np.float32), 16000)
     return root
+
+
+def tiny_bundle(classes: list[str], channels: tuple[int, ...] = (8, 16),
+                convs: tuple[int, ...] = (1, 1)) -> ModelBundle:
+    """An untrained, seeded little model with the default audio and frontend: exercises every path around a model."""
+    torch.manual_seed(0)
+    model = SoundCNN(ModelConfig(n_classes=len(classes), channels=channels, convs_per_block=convs)).eval()
+    return ModelBundle(model, list(classes), AudioConfig(), FrontendConfig())

@@ -8,18 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
-from conftest import tone
+from conftest import tiny_bundle, tone
 
 gr = pytest.importorskip("gradio")
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
 from soundtag import app as app_module  # noqa: E402
-from soundtag.audio import AudioConfig  # noqa: E402
-from soundtag.features import FrontendConfig  # noqa: E402
 from soundtag.infer import Classifier  # noqa: E402
-from soundtag.model import ModelBundle, ModelConfig, SoundCNN  # noqa: E402
 
 CLASSES = ["bell", "hum", "rain", "wind", "dog", "car"]
 
@@ -32,9 +28,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def clf() -> Classifier:
-    torch.manual_seed(0)
-    model = SoundCNN(ModelConfig(n_classes=len(CLASSES), channels=(8, 16), convs_per_block=(1, 1))).eval()
-    return Classifier(ModelBundle(model, CLASSES, AudioConfig(), FrontendConfig()))
+    return Classifier(tiny_bundle(CLASSES))
 
 
 @pytest.fixture(scope="module")

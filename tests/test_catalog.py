@@ -10,26 +10,21 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
-from conftest import tone
+from conftest import tiny_bundle, tone
 
 from soundtag import catalog
-from soundtag.audio import AudioConfig
 from soundtag.catalog import export, search, tag_library
 from soundtag.cli import main
-from soundtag.features import FrontendConfig
 from soundtag.infer import Classifier
-from soundtag.model import ModelBundle, ModelConfig, SoundCNN, save_model
+from soundtag.model import save_model
 
 CLASSES = ["bell", "hum", "rain"]
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    model = SoundCNN(ModelConfig(n_classes=3, channels=(8, 16), convs_per_block=(1, 1))).eval()
     out = tmp_path_factory.mktemp("model")
-    save_model(out, ModelBundle(model, CLASSES, AudioConfig(), FrontendConfig()))
+    save_model(out, tiny_bundle(CLASSES))
     return out
 
 

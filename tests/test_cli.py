@@ -5,7 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TINY
+from conftest import TINY, tiny_bundle
 
 from soundtag.cli import main
 
@@ -62,16 +62,10 @@ def test_bad_fold_list_is_an_argument_error(capsys: pytest.CaptureFixture) -> No
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import torch
+    from soundtag.model import save_model
 
-    from soundtag.audio import AudioConfig
-    from soundtag.features import FrontendConfig
-    from soundtag.model import ModelBundle, ModelConfig, SoundCNN, save_model
-
-    torch.manual_seed(0)
-    model = SoundCNN(ModelConfig(n_classes=3, channels=(8, 16), convs_per_block=(1, 1))).eval()
     out = tmp_path_factory.mktemp("model")
-    save_model(out, ModelBundle(model, ["bell", "hum", "rain"], AudioConfig(), FrontendConfig()))
+    save_model(out, tiny_bundle(["bell", "hum", "rain"]))
     return out
 
 

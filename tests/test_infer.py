@@ -3,22 +3,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
-from conftest import tone
+from conftest import tiny_bundle, tone
 
-from soundtag.audio import AudioConfig, AudioError
-from soundtag.features import FrontendConfig
+from soundtag.audio import AudioError
 from soundtag.infer import SILENCE, Classifier
-from soundtag.model import ModelBundle, ModelConfig, SoundCNN, save_model
+from soundtag.model import save_model
 
 CLASSES = ["bell", "hum", "rain"]
 
 
 @pytest.fixture(scope="module")
 def clf() -> Classifier:
-    torch.manual_seed(0)
-    model = SoundCNN(ModelConfig(n_classes=3, channels=(8, 16), convs_per_block=(1, 1)))
-    return Classifier(ModelBundle(model.eval(), CLASSES, AudioConfig(), FrontendConfig()))
+    return Classifier(tiny_bundle(CLASSES))
 
 
 def check_tags(tags: list[dict], k: int) -> None:
