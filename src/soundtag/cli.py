@@ -24,14 +24,15 @@ def _folds(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(msg) from None
 
 
-def _positive(kind: type) -> object:
+def _positive(kind: type, zero_ok: bool = False) -> object:
     def parse(text: str) -> float:
         try:
             value = kind(text)
         except ValueError:
-            value = 0
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"expected a positive {kind.__name__}, got {text!r}")
+            value = -1
+        if value < 0 or (value == 0 and not zero_ok):
+            adjective = "non-negative" if zero_ok else "positive"
+            raise argparse.ArgumentTypeError(f"expected a {adjective} {kind.__name__}, got {text!r}")
         return value
 
     return parse
@@ -129,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
                "  soundtag tag new_files.txt --db catalog.db --window 2 --hop 1")
     p.add_argument("roots", nargs="+", metavar="ROOT", help="folders, audio files, or .txt/.lst lists of paths")
     p.add_argument("--db", required=True, help="the SQLite catalog (created if missing)")
-    p.add_argument("--workers", type=_positive(int), default=2, help="decoding processes (default: %(default)s)")
+    p.add_argument("--workers", type=_positive(int, zero_ok=True), default=2,
+                   help="decoding threads beside inference; 0 decodes in turn with it (default: %(default)s)")
     p.add_argument("--window", type=_positive(float), default=5.0, help="window seconds (default: %(default)s)")
     p.add_argument("--hop", type=_positive(float), default=2.5, help="hop seconds (default: %(default)s)")
     p.add_argument("--model", help="model folder (default: the shipped ESC-50 model, or $SOUNDTAG_MODEL)")
