@@ -6,7 +6,7 @@ import soundfile as sf
 from conftest import tiny_bundle, tone
 
 from soundtag.audio import AudioError
-from soundtag.infer import SILENCE, Classifier
+from soundtag.infer import SILENCE, Classifier, fit_ood
 from soundtag.model import save_model
 
 CLASSES = ["bell", "hum", "rain"]
@@ -103,3 +103,18 @@ def test_load_a_saved_model(clf: Classifier, tmp_path: Path) -> None:
     assert Classifier.load(tmp_path / "m").predict(x, sample_rate=16000) == clf.predict(x, sample_rate=16000)
     with pytest.raises(FileNotFoundError, match=r"model\.json"):
         Classifier.load(tmp_path / "missing")
+
+
+def test_ood_distance_is_saved_with_the_model_and_grows_away_from_training(tmp_path: Path) -> None:
+    bundle = tiny_bundle(CLASSES)
+    save_model(tmp_path, bundle)
+    rng = np.random.default_rng(0)
+    training = rng.normal(size=(500, 16))
+    fit_ood(training, threshold=5.0, folder=tmp_path)
+    clf = Classifier.load(tmp_path)
+    assert float(clf.ood_stats["threshold"]) == 5.0
+    near, far = clf.ood(training[:50]), clf.ood(training[:50] + 3.0)
+    assert np.median(near) == pytest.approx(4.0, rel=0.15)  # sqrt(16 dimensions) for unit Gaussians
+    assert (far > near).all()
+    assert np.isfinite(clf.analyze(tone(440.0, 16000, 5.0), 16000).ood)
+    assert np.isnan(Classifier(bundle).analyze(tone(440.0, 16000, 5.0), 16000).ood)  # no statistics saved

@@ -4,7 +4,16 @@ import torch
 
 from soundtag.audio import AudioConfig
 from soundtag.features import FrontendConfig
-from soundtag.model import ModelBundle, ModelConfig, SoundCNN, count_macs, count_parameters, load_model, save_model
+from soundtag.model import (
+    ModelBundle,
+    ModelConfig,
+    SoundCNN,
+    count_macs,
+    count_parameters,
+    fold_batchnorm,
+    load_model,
+    save_model,
+)
 
 
 def test_default_model_fits_the_budget() -> None:
@@ -32,3 +41,17 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
     assert bundle.classes == ["a", "b", "c"] and bundle.frontend.n_mels == 32
     x = torch.randn(1, 32, 50)
     torch.testing.assert_close(bundle.model(x), model(x))
+
+
+def test_folded_batchnorm_gives_the_same_outputs() -> None:
+    torch.manual_seed(0)
+    model = SoundCNN(ModelConfig(n_classes=4, channels=(8, 16), convs_per_block=(1, 2)))
+    model.train()
+    for _ in range(3):  # running statistics far from the identity
+        model(3 * torch.randn(8, 64, 100) + 1)
+    model.eval()
+    folded = fold_batchnorm(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    x = torch.randn(2, 64, 100)
+    with torch.no_grad():
+        torch.testing.assert_close(folded(x), model(x), rtol=1e-4, atol=1e-5)

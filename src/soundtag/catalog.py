@@ -28,7 +28,8 @@ from soundtag.infer import Analysis, Classifier
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS assets (
     id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, size INTEGER, mtime_ns INTEGER, duration REAL,
-    sample_rate INTEGER, channels INTEGER, status TEXT NOT NULL, error TEXT, tagged_at TEXT);
+    sample_rate INTEGER, channels INTEGER, status TEXT NOT NULL, error TEXT, tagged_at TEXT,
+    peak REAL, rms_dbfs REAL, dc_offset REAL, clipped REAL, ood REAL);
 CREATE TABLE IF NOT EXISTS window_tags (
     asset_id INTEGER NOT NULL REFERENCES assets(id) ON DELETE CASCADE,
     start_s REAL, end_s REAL, label TEXT, score REAL);
@@ -47,10 +48,15 @@ def connect(db: str | Path) -> sqlite3.Connection:
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.executescript(SCHEMA)
+    have = {row[1] for row in conn.execute("PRAGMA table_info(assets)")}
+    for column in [*STATS, "ood"]:
+        if column not in have:  # a catalog written before the level checks: its files get NULL until re-tagged
+            conn.execute(f"ALTER TABLE assets ADD COLUMN {column} REAL")
     return conn
 
 
-def _existing(db: str | Path) -> sqlite3.Connection:
+def open_catalog(db: str | Path) -> sqlite3.Connection:
+    """Open a catalog that must exist already (for reading)."""
     if not Path(db).is_file():
         raise FileNotFoundError(f"{db}: no such catalog; create it with `soundtag tag ROOT --db {db}`")
     return connect(db)
@@ -83,15 +89,29 @@ def _stat(path: Path) -> tuple[int | None, int | None]:
         return None, None
 
 
+STATS = ("peak", "rms_dbfs", "dc_offset", "clipped")
+CLIP_LEVEL = 0.999  # |sample| at or above this counts as full scale (int16 full scale reads as 0.99997)
+
+
+def signal_stats(data: np.ndarray) -> dict:
+    """Level checks on the file as stored `(samples, channels)`: peak, RMS in dBFS, the largest channel mean
+    (DC offset) and the fraction of samples at full scale (clipping)."""
+    magnitude = np.abs(data)
+    rms = float(np.sqrt(np.mean(np.square(data, dtype=np.float64))))
+    return {"peak": float(magnitude.max()), "rms_dbfs": 20 * np.log10(max(rms, 1e-10)),
+            "dc_offset": float(np.abs(data.mean(0, dtype=np.float64)).max()),
+            "clipped": float(np.mean(magnitude >= CLIP_LEVEL))}
+
+
 def _decode_job(job: tuple[Path, int]) -> tuple[Path, np.ndarray | None, dict]:
-    """Worker: decode and resample one file; never raises for a bad file."""
+    """Decode and resample one file, and measure its levels; never raises for a bad file."""
     path, rate = job
     try:
         data, sr = decode(path)
         wave = prepare(data, sr, rate, path)
-        return path, wave, {"sample_rate": sr, "channels": int(data.shape[1]), "error": None}
+        return path, wave, {"sample_rate": sr, "channels": int(data.shape[1]), "error": None, **signal_stats(data)}
     except AudioError as err:
-        return path, None, {"sample_rate": None, "channels": None, "error": err.reason}
+        return path, None, {"sample_rate": None, "channels": None, "error": err.reason} | dict.fromkeys(STATS)
 
 
 def tag_library(roots: Iterable[str | Path], db: str | Path, clf: Classifier, workers: int = 2,
@@ -151,10 +171,10 @@ def _write(conn: sqlite3.Connection, path: Path, info: dict, result: Analysis | 
     conn.execute("DELETE FROM assets WHERE path = ?", (str(path),))
     status = "error" if result is None else "silent" if result.silent else "ok"
     cur = conn.execute(
-        "INSERT INTO assets (path, size, mtime_ns, duration, sample_rate, channels, status, error, tagged_at) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, datetime('now'))",
+        "INSERT INTO assets (path, size, mtime_ns, duration, sample_rate, channels, status, error, tagged_at, "
+        "peak, rms_dbfs, dc_offset, clipped, ood) VALUES (?, ?, ?, ?, ?, ?, ?, ?, datetime('now'), ?, ?, ?, ?, ?)",
         (str(path), size, mtime, result.duration if result else None, info["sample_rate"], info["channels"],
-         status, info["error"]))
+         status, info["error"], *(info[k] for k in STATS), result.ood if result else None))
     if result is None:
         return
     asset = cur.lastrowid
@@ -174,14 +194,14 @@ def search(db: str | Path, label: str, min_score: float = 0.5,
     if between is not None:
         sql += " AND w.end_s > ? AND w.start_s < ?"
         args += list(between)
-    with closing(_existing(db)) as conn:
+    with closing(open_catalog(db)) as conn:
         rows = conn.execute(sql + " ORDER BY w.score DESC, a.path, w.start_s", args).fetchall()
     return [{"path": p, "start": s, "end": e, "score": sc} for p, s, e, sc in rows]
 
 
 def export(db: str | Path, out: str | Path, fmt: str) -> int:
     """Write one row per file (path, status, duration, top tags) as csv, jsonl or parquet; returns the row count."""
-    with closing(_existing(db)) as conn:
+    with closing(open_catalog(db)) as conn:
         assets = conn.execute("SELECT id, path, status, error, duration, sample_rate, channels FROM assets "
                               "ORDER BY path").fetchall()
         tags: dict[int, list] = {}

@@ -12,8 +12,9 @@ from soundtag.audio import AudioError
 from soundtag.config import PRESETS, ConfigError, make_config
 from soundtag.data import ESC50_URL, DatasetError
 from soundtag.infer import BACKENDS, PRECISIONS
+from soundtag.qa import QAConfig, QAError
 
-USER_ERRORS = (AudioError, ConfigError, DatasetError, FileNotFoundError, ImportError)
+USER_ERRORS = (AudioError, ConfigError, DatasetError, FileNotFoundError, ImportError, QAError)
 
 
 def _folds(text: str) -> list[int]:
@@ -153,6 +154,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--between", nargs=2, type=_seconds, metavar=("START", "END"),
                    help="only windows overlapping this span, e.g. 10s 60s")
 
+    p = sub.add_parser(
+        "qa", help="flag unexpected sounds, unfamiliar audio and bad levels",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Check tagged files and flag: unexpected (a window scores --unexpected-score or more on a label "
+                    "outside the expected ones), unsure (the best tag scores below --unsure-score), unfamiliar "
+                    "(the audio is unlike anything the model was trained on), silent, clipped, dc_offset, and "
+                    "unreadable. Given ROOTs, tags them first (into --db, or a temporary catalog). Prints a table, "
+                    "writes --csv, and exits 1 when anything is flagged, so it can gate a delivery pipeline.",
+        epilog="Examples:\n"
+               "  soundtag qa deliveries/dogs --expect dog\n"
+               "  soundtag qa --db catalog.db --rules rules.txt --csv flags.csv\n"
+               "A rules file maps folders to the labels they may contain, one `folder: label, label` a line:\n"
+               "  foley/dogs: dog\n  ambience/*/rain: rain, water_drops, thunderstorm")
+    p.add_argument("roots", nargs="*", metavar="ROOT", help="folders or files to tag and check (default: all of --db)")
+    p.add_argument("--db", help="the SQLite catalog (required without ROOT)")
+    p.add_argument("--expect", type=lambda text: tuple(x.strip() for x in text.split(",") if x.strip()), default=(),
+                   metavar="LABEL,...", help="labels every file may contain")
+    p.add_argument("--rules", help="file of `folder: label, label` lines (the most specific folder wins)")
+    p.add_argument("--csv", help="also write the flags to this CSV file")
+    defaults = QAConfig()
+    p.add_argument("--unexpected-score", type=float, default=defaults.unexpected_score, help="(default: %(default)s)")
+    p.add_argument("--unsure-score", type=float, default=defaults.unsure_score, help="(default: %(default)s)")
+    p.add_argument("--max-ood", type=float, help="distance from the training audio above which a file is unfamiliar "
+                                                 "(default: the model's own threshold)")
+    p.add_argument("--model", help="model folder (default: the shipped ESC-50 model, or $SOUNDTAG_MODEL)")
+
     p = sub.add_parser("app", help="serve the web app",
                        description="Serve the Gradio app: upload or record a clip to see its tags, spectrogram "
                                    "and timeline, or tag the microphone live. Works offline.")
@@ -272,6 +299,40 @@ def cmd_search(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_qa(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from soundtag.catalog import tag_library
+    from soundtag.infer import Classifier
+    from soundtag.qa import CHECKS, check_catalog, read_rules, write_csv
+
+    if not args.roots and not args.db:
+        raise ConfigError("give folders or files to check, or --db with a tagged catalog")
+    clf = Classifier.load(args.model)
+    rules = read_rules(args.rules) if args.rules else ()
+    unknown = sorted({x for x in args.expect + tuple(x for _, labels in rules for x in labels)} - set(clf.classes))
+    if unknown:
+        raise ConfigError(f"unknown label(s) {', '.join(unknown)}; the model knows: {', '.join(clf.classes)}")
+    threshold = clf.ood_stats.get("threshold")
+    config = QAConfig(expect=args.expect, rules=rules, unexpected_score=args.unexpected_score,
+                      unsure_score=args.unsure_score,
+                      max_ood=args.max_ood if args.max_ood is not None else threshold and float(threshold))
+    with tempfile.TemporaryDirectory() as tmp:
+        db = args.db or Path(tmp) / "catalog.db"
+        if args.roots:
+            tag_library(args.roots, db, clf)
+        flags, checked = check_catalog(db, config, [Path(r) for r in args.roots] or None)
+    width = min(70, max((len(f.path) for f in flags), default=4))
+    for f in sorted(flags, key=lambda f: (CHECKS.index(f.check), f.path)):
+        print(f"{f.check:<11} {f.path:<{width}}  {f.detail}")
+    if args.csv:
+        write_csv(flags, args.csv)
+    print(f"{len({f.path for f in flags})} of {checked} files flagged ({len(flags)} flags)"
+          + ("" if config.max_ood else "; unfamiliar-audio check off: the model has no ood.safetensors"),
+          file=sys.stderr)
+    return 1 if flags else 0
+
+
 def cmd_app(args: argparse.Namespace) -> int:
     from soundtag.app import launch
 
@@ -301,7 +362,8 @@ def _tags_text(tags: list[dict]) -> str:
 
 
 COMMANDS = {"download": cmd_download, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "onnx": cmd_onnx, "tag": cmd_tag, "export": cmd_export, "search": cmd_search, "app": cmd_app}
+            "onnx": cmd_onnx, "tag": cmd_tag, "export": cmd_export, "search": cmd_search, "qa": cmd_qa,
+            "app": cmd_app}
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors.torch import load_file, save_file
 
 from soundtag.audio import AudioError, fix_length, load
 from soundtag.model import ModelBundle, Pipeline, load_model
@@ -24,6 +25,7 @@ BACKENDS = ("torch", "onnx")
 PRECISIONS = ("fp32", "bf16")
 
 SILENCE = "silence"
+OOD_FILE = "ood.safetensors"  # training-embedding statistics for the unfamiliar-audio score; see fit_ood
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "esc50"
 
 
@@ -42,14 +44,17 @@ class WindowTags:
 
 @dataclass(frozen=True)
 class Analysis:
-    """Tags for a whole file (mean over its non-silent windows) and for each window, and the file's embedding
-    (mean penultimate vector of its non-silent windows; zeros when all are silent)."""
+    """Tags for a whole file (mean over its non-silent windows) and for each window, the file's embedding
+    (mean penultimate vector of its non-silent windows; zeros when all are silent), and its unfamiliarity: the
+    largest over its windows of the Mahalanobis distance of the window's embedding from the training clips'
+    (Lee et al., 2018); NaN when all windows are silent or the model folder has no `ood.safetensors`."""
 
     tags: list[dict]
     windows: list[WindowTags]
     duration: float
     silent: bool
     embedding: np.ndarray
+    ood: float
 
 
 class Classifier:
@@ -60,7 +65,8 @@ class Classifier:
     """
 
     def __init__(self, bundle: ModelBundle, window: float = 5.0, hop: float = 2.5, silence_dbfs: float = -60.0,
-                 backend: str = "torch", onnx_path: str | Path | None = None, precision: str = "fp32"):
+                 backend: str = "torch", onnx_path: str | Path | None = None, precision: str = "fp32",
+                 ood_stats: dict[str, np.ndarray] | None = None):
         if window <= 0 or hop <= 0:
             raise ValueError(f"window and hop must be positive seconds, got window={window}, hop={hop}")
         if backend not in BACKENDS:
@@ -68,6 +74,7 @@ class Classifier:
         if precision not in PRECISIONS or (precision == "bf16" and backend != "torch"):
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} (bf16 with the torch backend only)")
         self.bundle, self.window, self.hop, self.silence_dbfs = bundle, window, hop, silence_dbfs
+        self.ood_stats = ood_stats or {}
         self.classes = bundle.classes
         self.sample_rate = bundle.audio.sample_rate
         self._run = _torch_runner(bundle, precision) if backend == "torch" else _onnx_runner(bundle, onnx_path)
@@ -78,7 +85,9 @@ class Classifier:
         default $SOUNDTAG_MODEL or the shipped model."""
         folder = model_folder(path)
         onnx_path = folder / "model.onnx" if (folder / "model.onnx").exists() else None
-        return cls(load_model(folder), backend=backend, onnx_path=onnx_path, **kwargs)
+        ood = folder / OOD_FILE
+        stats = {k: v.numpy().astype(np.float64) for k, v in load_file(ood).items()} if ood.exists() else None
+        return cls(load_model(folder), backend=backend, onnx_path=onnx_path, ood_stats=stats, **kwargs)
 
     def predict(self, source: str | Path | np.ndarray, sample_rate: int | None = None, top_k: int = 5) -> list[dict]:
         """Top-k `[{"label", "score"}]` for a whole file or array (the shape of Hugging Face's pipeline)."""
@@ -142,7 +151,13 @@ class Classifier:
         heard = ~silent
         overall = self._top(probs[heard].mean(0), top_k) if heard.any() else quiet_tags
         embedding = embeddings[heard].mean(0) if heard.any() else embeddings[0]
-        return Analysis(overall, rows, duration, bool(silent.all()), embedding)
+        ood = float(self.ood(embeddings[heard]).max()) if heard.any() and self.ood_stats else float("nan")
+        return Analysis(overall, rows, duration, bool(silent.all()), embedding, ood)
+
+    def ood(self, embeddings: np.ndarray) -> np.ndarray:
+        """Mahalanobis distances `(n,)` of penultimate vectors `(n, channels)` from the training clips' mean."""
+        centred = embeddings.astype(np.float64) - self.ood_stats["mean"]
+        return np.sqrt(np.einsum("ij,jk,ik->i", centred, self.ood_stats["precision"], centred).clip(0))
 
     def _windows(self, wave: np.ndarray) -> tuple[list[float], np.ndarray]:
         """Window starts (s) and the windows `(n, samples)`; the last window is aligned to the end of the audio."""
@@ -169,6 +184,18 @@ class Classifier:
     def _top(self, probs: np.ndarray, k: int) -> list[dict]:
         best = np.argsort(probs)[::-1][:k]
         return [{"label": self.classes[i], "score": round(float(probs[i]), 4)} for i in best]
+
+
+def fit_ood(embeddings: np.ndarray, threshold: float, folder: str | Path | None = None) -> dict[str, np.ndarray]:
+    """Mean and (ridge-regularised) precision of training embeddings `(n, channels)`, and the distance above which
+    audio counts as unfamiliar; written to `folder/ood.safetensors` when a folder is given."""
+    embeddings = embeddings.astype(np.float64)
+    cov = np.cov(embeddings, rowvar=False)
+    cov += 1e-3 * np.trace(cov) / len(cov) * np.eye(len(cov))
+    stats = {"mean": embeddings.mean(0), "precision": np.linalg.inv(cov), "threshold": np.array(threshold)}
+    if folder is not None:
+        save_file({k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in stats.items()}, Path(folder) / OOD_FILE)
+    return stats
 
 
 def _dbfs(windows: np.ndarray) -> np.ndarray:
