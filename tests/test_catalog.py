@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import tiny_bundle, tone
+from conftest import REPO, tiny_bundle, tone
 
 from soundtag import catalog
 from soundtag.catalog import export, search, tag_library
@@ -158,3 +158,46 @@ def test_list_files_are_read(tmp_path: Path) -> None:
     listing = tmp_path / "files.txt"
     listing.write_text(f"{tmp_path / 'lib' / 'a' / 'short.wav'}\n\n{tmp_path / 'missing.wav'}\n")
     assert [p.name for p in catalog.discover([listing])] == ["short.wav", "missing.wav"]
+
+
+def test_similar_returns_the_planted_neighbours(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Two noisy takes of each ESC-10 example: a new take of the dog finds the two dog takes first."""
+    rng = np.random.default_rng(0)
+    examples = sorted((REPO / "examples").glob("*.flac"))
+    (tmp_path / "lib").mkdir()
+    for path in examples:
+        audio, sr = sf.read(path, dtype="float32")
+        for take in range(2):
+            noisy = rng.uniform(0.5, 1.0) * audio + 0.003 * rng.standard_normal(len(audio)).astype(np.float32)
+            sf.write(tmp_path / "lib" / f"{path.stem}_{take}.flac", noisy, sr)
+    sf.write(tmp_path / "lib" / "silence.wav", np.zeros(16000, np.float32), 16000)  # no embedding to index
+    db = tmp_path / "cat.db"
+    clf = Classifier.load()
+    tag_library([tmp_path / "lib"], db, clf, workers=0)
+    audio, sr = sf.read(REPO / "examples" / "dog.flac", dtype="float32")
+    hits = catalog.similar(db, clf.embed(0.7 * audio, sr), k=3)
+    assert sorted(Path(h["path"]).name for h in hits[:2]) == ["dog_0.flac", "dog_1.flac"]
+    assert 1.0 >= hits[0]["score"] >= hits[1]["score"] > hits[2]["score"]
+    assert Path(f"{db}.faiss").exists()
+    tagged = len(examples) * 2
+    assert len(catalog.similar(db, clf.embed(0.7 * audio, sr), k=50)) == tagged  # the silent file is not indexed
+    query = tmp_path / "lib" / "dog_0.flac"
+    assert main(["similar", str(query), "--db", str(db), "-k", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[0].endswith("dog_1.flac")  # the query file itself is left out
+    (tmp_path / "lib" / "dog_0.flac").unlink()
+    sf.write(tmp_path / "lib" / "rain_2.flac", sf.read(REPO / "examples" / "rain.flac")[0], sr)
+    tag_library([tmp_path / "lib"], db, clf, workers=0)  # a changed catalog rebuilds the index
+    assert len(catalog.similar(db, clf.embed(0.7 * audio, sr), k=50)) == tagged + 1
+
+
+def test_ray_engine_writes_the_same_catalog(clf: Classifier, tmp_path: Path) -> None:
+    pytest.importorskip("ray", reason="the Ray engine needs ray[data] (pip install 'ray[data]')")
+    make_library(tmp_path / "lib")
+    local = tag_library([tmp_path / "lib"], tmp_path / "local.db", clf, workers=0, batch_files=3)
+    counts = tag_library([tmp_path / "lib"], tmp_path / "ray.db", clf, workers=2, batch_files=3, engine="ray")
+    assert {k: counts[k] for k in ("found", "tagged", "failed")} == {k: local[k] for k in ("found", "tagged", "failed")}
+    (assets, windows), (ray_assets, ray_windows) = snapshot(tmp_path / "local.db"), snapshot(tmp_path / "ray.db")
+    assert ray_assets == assets
+    assert [w[:4] for w in ray_windows] == [w[:4] for w in windows]
+    np.testing.assert_allclose([w[4] for w in ray_windows], [w[4] for w in windows], atol=2e-4)

@@ -1,4 +1,4 @@
-"""Catalog: tag a library of audio into SQLite, resumably; export it; search it by tag.
+"""Catalog: tag a library of audio into SQLite, resumably; export it; search it by tag or by sound.
 
 Each batch of files is committed in one transaction as soon as it is tagged, so an interrupted run (even kill -9)
 keeps everything committed before it, and a re-run skips files whose size and modification time are unchanged.
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
+import pickle
 import sqlite3
 import time
 from collections import deque
@@ -19,11 +21,13 @@ from itertools import islice
 from pathlib import Path
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from soundtag.audio import AudioError, decode, prepare
 from soundtag.data import AUDIO_SUFFIXES
 from soundtag.infer import Analysis, Classifier
+from soundtag.model import ModelBundle
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS assets (
@@ -89,6 +93,7 @@ def _stat(path: Path) -> tuple[int | None, int | None]:
         return None, None
 
 
+ENGINES = ("local", "ray")
 STATS = ("peak", "rms_dbfs", "dc_offset", "clipped")
 CLIP_LEVEL = 0.999  # |sample| at or above this counts as full scale (int16 full scale reads as 0.99997)
 
@@ -115,26 +120,82 @@ def _decode_job(job: tuple[Path, int]) -> tuple[Path, np.ndarray | None, dict]:
 
 
 def tag_library(roots: Iterable[str | Path], db: str | Path, clf: Classifier, workers: int = 2,
-                batch_files: int = 64, top_k: int = 5) -> dict:
-    """Tag every new or changed file under `roots` into the catalog `db`; returns counts for this run."""
+                batch_files: int = 64, top_k: int = 5, engine: str = "local", address: str | None = None) -> dict:
+    """Tag every new or changed file under `roots` into the catalog `db`; returns counts for this run.
+
+    engine "local": `workers` decoding threads beside batched inference in this process. engine "ray": Ray Data
+    runs decoding and inference in an actor pool of `workers` actors (on the cluster at `address`, else a local
+    Ray); either way this process writes the catalog, a transaction per batch."""
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
     conn = connect(db)
     found = discover(roots)
     todo = pending(conn, found)
     counts = {"found": len(found), "skipped": len(found) - len(todo), "tagged": 0, "failed": 0}
     began = time.perf_counter()
+    if engine == "local":
+        batches = (_tag_decoded(clf, batch, top_k)
+                   for batch in _batches(_decoded(todo, clf.sample_rate, workers), batch_files))
+    else:
+        batches = _ray_batches(todo, clf, workers, batch_files, top_k, address)
     with tqdm(total=len(todo), desc="tagging", unit="file") as bar:
-        for batch in _batches(_decoded(todo, clf.sample_rate, workers), batch_files):
-            good = [(p, w, info) for p, w, info in batch if w is not None]
-            analyses = clf.analyze_batch([w for _, w, _ in good], clf.sample_rate, top_k) if good else []
-            results = iter(analyses)
+        for results in batches:
             with conn:  # one transaction per batch
-                for path, wave, info in batch:
-                    _write(conn, path, info, next(results) if wave is not None else None)
-                    counts["failed" if wave is None else "tagged"] += 1
-            bar.update(len(batch))
+                for path, info, result in results:
+                    _write(conn, path, info, result)
+                    counts["failed" if result is None else "tagged"] += 1
+            bar.update(len(results))
     counts["seconds"] = round(time.perf_counter() - began, 2)
     conn.close()
     return counts
+
+
+Tagged = tuple[Path, dict, Analysis | None]
+
+
+def _tag_decoded(clf: Classifier, batch: list[tuple[Path, np.ndarray | None, dict]], top_k: int) -> list[Tagged]:
+    """Run the model on a batch of decoded files at once; a file that failed to decode gets None."""
+    good = [wave for _, wave, _ in batch if wave is not None]
+    analyses = iter(clf.analyze_batch(good, clf.sample_rate, top_k) if good else [])
+    return [(path, info, next(analyses) if wave is not None else None) for path, wave, info in batch]
+
+
+class _RayTagger:
+    """A Ray Data actor: decodes its batch of paths and tags them with its own copy of the model."""
+
+    def __init__(self, bundle: ModelBundle, settings: dict, top_k: int):
+        torch.set_num_threads(1)  # one actor per CPU
+        self.clf = Classifier(bundle, **settings)
+        self.top_k = top_k
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[bytes]]:
+        decoded = [_decode_job((Path(p), self.clf.sample_rate)) for p in batch["path"]]
+        return {"result": [pickle.dumps(r) for r in _tag_decoded(self.clf, decoded, self.top_k)]}
+
+
+def _ray_batches(paths: list[Path], clf: Classifier, actors: int, batch_files: int, top_k: int,
+                 address: str | None) -> Iterator[list[Tagged]]:
+    try:
+        import ray
+    except ImportError:
+        raise ImportError("--engine ray needs Ray Data: pip install 'ray[data]'") from None
+    if not paths:
+        return
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    try:
+        dataset = ray.data.from_items([{"path": str(p)} for p in paths]).map_batches(
+            _RayTagger, batch_size=batch_files, concurrency=actors, num_cpus=1,
+            fn_constructor_kwargs={"bundle": clf.bundle, "top_k": top_k, "settings": {
+                "window": clf.window, "hop": clf.hop, "precision": clf.precision, "ood_stats": clf.ood_stats,
+                "silence_dbfs": clf.silence_dbfs}})
+        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+            yield [pickle.loads(r) for r in batch["result"]]
+    finally:
+        if started:
+            ray.shutdown()
 
 
 def _decoded(paths: list[Path], rate: int, workers: int, ahead: int = 128,
@@ -197,6 +258,55 @@ def search(db: str | Path, label: str, min_score: float = 0.5,
     with closing(open_catalog(db)) as conn:
         rows = conn.execute(sql + " ORDER BY w.score DESC, a.path, w.start_s", args).fetchall()
     return [{"path": p, "start": s, "end": e, "score": sc} for p, s, e, sc in rows]
+
+
+def similar(db: str | Path, query: np.ndarray, k: int = 10, exclude: str | Path | None = None) -> list[dict]:
+    """The `k` tagged files whose embeddings are nearest `query` by cosine similarity, best first (approximate:
+    an HNSW index that finds 99.8% of the exact neighbours at 100k files, `bench/ann.py`)."""
+    index = embedding_index(db)
+    if index.ntotal == 0:
+        return []
+    import faiss
+
+    faiss.downcast_index(index.index).hnsw.efSearch = max(64, k + 1)
+    scores, ids = index.search(_unit(query[None]), k + 1)  # one spare, in case the query file itself comes back
+    with closing(open_catalog(db)) as conn:
+        paths = dict(conn.execute(f"SELECT id, path FROM assets WHERE id IN ({','.join('?' * ids.shape[1])})",
+                                  [int(i) for i in ids[0]]).fetchall())
+    skip = str(Path(exclude).resolve()) if exclude is not None else None
+    hits = [{"path": paths[i], "score": float(sc)} for i, sc in zip(ids[0], scores[0]) if i in paths]
+    return [h for h in hits if h["path"] != skip][:k]
+
+
+def embedding_index(db: str | Path):  # -> faiss.IndexIDMap2
+    """An HNSW index over the embeddings of tagged (non-silent) files, keyed by asset id. It is saved beside the
+    catalog (`DB.faiss`) and rebuilt when the catalog has changed since."""
+    try:
+        import faiss
+    except ImportError:
+        raise ImportError("similarity search needs faiss: pip install faiss-cpu") from None
+    rows = "FROM embeddings e JOIN assets a ON a.id = e.asset_id WHERE a.status = 'ok'"
+    path, stamp_path = Path(f"{db}.faiss"), Path(f"{db}.faiss.json")
+    with closing(open_catalog(db)) as conn:
+        stamp = list(conn.execute(f"SELECT COUNT(*), TOTAL(a.id), MAX(a.tagged_at) {rows}").fetchone())
+        if path.exists() and stamp_path.exists() and json.loads(stamp_path.read_text()) == stamp:
+            return faiss.read_index(str(path))
+        found = conn.execute(f"SELECT a.id, e.vector {rows}").fetchall()
+    dim = len(found[0][1]) // 4 if found else 1
+    index = faiss.IndexIDMap2(faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT))
+    faiss.downcast_index(index.index).hnsw.efConstruction = 80
+    if found:
+        vectors = _unit(np.stack([np.frombuffer(v, np.float32) for _, v in found]))
+        index.add_with_ids(vectors, np.array([i for i, _ in found], np.int64))
+    faiss.write_index(index, f"{path}.tmp")  # replaced in one step: a reader never sees half an index
+    Path(f"{path}.tmp").replace(path)
+    stamp_path.write_text(json.dumps(stamp))
+    return index
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
 def export(db: str | Path, out: str | Path, fmt: str) -> int:

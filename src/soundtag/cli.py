@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from soundtag.audio import AudioError
+from soundtag.catalog import ENGINES
 from soundtag.config import PRESETS, ConfigError, make_config
 from soundtag.data import ESC50_URL, DatasetError
 from soundtag.infer import BACKENDS, PRECISIONS
@@ -132,7 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("roots", nargs="+", metavar="ROOT", help="folders, audio files, or .txt/.lst lists of paths")
     p.add_argument("--db", required=True, help="the SQLite catalog (created if missing)")
     p.add_argument("--workers", type=_positive(int, zero_ok=True), default=2,
-                   help="decoding threads beside inference; 0 decodes in turn with it (default: %(default)s)")
+                   help="local: decoding threads beside inference, 0 decodes in turn with it; ray: model actors, "
+                        "one CPU each (default: %(default)s)")
+    p.add_argument("--engine", choices=ENGINES, default="local",
+                   help="local (this process), or ray (Ray Data; a local Ray unless --address) (default: %(default)s)")
+    p.add_argument("--address", help="a running Ray cluster for --engine ray, e.g. ray://head:10001 or auto")
     p.add_argument("--window", type=_positive(float), default=5.0, help="window seconds (default: %(default)s)")
     p.add_argument("--hop", type=_positive(float), default=2.5, help="hop seconds (default: %(default)s)")
     p.add_argument("--model", help="model folder (default: the shipped ESC-50 model, or $SOUNDTAG_MODEL)")
@@ -153,6 +158,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-score", type=float, default=0.5, help="(default: %(default)s)")
     p.add_argument("--between", nargs=2, type=_seconds, metavar=("START", "END"),
                    help="only windows overlapping this span, e.g. 10s 60s")
+
+    p = sub.add_parser("similar", help="find the catalogued files that sound most like FILE",
+                       description="Embed FILE with the model and list the K tagged files whose embeddings are "
+                                   "nearest (cosine similarity, 1 = identical), best first. The first search builds "
+                                   "an index beside the catalog (DB.faiss); later ones reuse it until the catalog "
+                                   "changes.",
+                       epilog="Example: soundtag similar takes/door_slam_03.wav --db catalog.db -k 20")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--db", required=True, help="the SQLite catalog")
+    p.add_argument("-k", type=_positive(int), default=10, help="how many files (default: %(default)s)")
+    p.add_argument("--model", help="the model the catalog was tagged with (default: the shipped model)")
 
     p = sub.add_parser(
         "qa", help="flag unexpected sounds, unfamiliar audio and bad levels",
@@ -276,7 +292,9 @@ def cmd_tag(args: argparse.Namespace) -> int:
     from soundtag.infer import Classifier
 
     clf = Classifier.load(args.model, window=args.window, hop=args.hop, precision=args.precision)
-    counts = tag_library(args.roots, args.db, clf, workers=args.workers)
+    if args.address and args.engine != "ray":
+        raise ConfigError("--address is for --engine ray")
+    counts = tag_library(args.roots, args.db, clf, workers=args.workers, engine=args.engine, address=args.address)
     print(f"{counts['found']} files: {counts['tagged']} tagged, {counts['failed']} unreadable (reasons in the "
           f"catalog), {counts['skipped']} unchanged since the last run; {counts['seconds']:.1f} s")
     return 0
@@ -296,6 +314,20 @@ def cmd_search(args: argparse.Namespace) -> int:
     for hit in hits:
         print(f"{hit['score']:.3f}  {hit['start']:8.1f}-{hit['end']:<8.1f}  {hit['path']}")
     print(f"{len(hits)} windows", file=sys.stderr)
+    return 0
+
+
+def cmd_similar(args: argparse.Namespace) -> int:
+    from soundtag.catalog import similar
+    from soundtag.infer import Classifier
+
+    result = Classifier.load(args.model).analyze(args.file)
+    if result.silent:
+        raise AudioError(args.file, "is silent; there is no sound to compare")
+    hits = similar(args.db, result.embedding, args.k, exclude=args.file)
+    for hit in hits:
+        print(f"{hit['score']:.3f}  {hit['path']}")
+    print(f"{len(hits)} files", file=sys.stderr)
     return 0
 
 
@@ -362,8 +394,8 @@ def _tags_text(tags: list[dict]) -> str:
 
 
 COMMANDS = {"download": cmd_download, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "onnx": cmd_onnx, "tag": cmd_tag, "export": cmd_export, "search": cmd_search, "qa": cmd_qa,
-            "app": cmd_app}
+            "onnx": cmd_onnx, "tag": cmd_tag, "export": cmd_export, "search": cmd_search, "similar": cmd_similar,
+            "qa": cmd_qa, "app": cmd_app}
 
 
 if __name__ == "__main__":

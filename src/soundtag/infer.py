@@ -74,6 +74,7 @@ class Classifier:
         if precision not in PRECISIONS or (precision == "bf16" and backend != "torch"):
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} (bf16 with the torch backend only)")
         self.bundle, self.window, self.hop, self.silence_dbfs = bundle, window, hop, silence_dbfs
+        self.precision = precision
         self.ood_stats = ood_stats or {}
         self.classes = bundle.classes
         self.sample_rate = bundle.audio.sample_rate
