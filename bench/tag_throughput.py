@@ -22,20 +22,23 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     rows = []
-    for precision, workers in (("fp32", 2), ("bf16", 0), ("bf16", 2)):
+    for engine, precision, workers in (("local", "fp32", 2), ("local", "bf16", 0), ("local", "bf16", 2),
+                                       ("ray", "fp32", 2), ("ray", "bf16", 2)):
         clf = Classifier.load(args.model, precision=precision)
         seconds, files = [], 0
         for _ in range(args.repeats):
             with tempfile.TemporaryDirectory() as tmp:
-                counts = tag_library([Path(args.data) / "audio"], Path(tmp) / "catalog.db", clf, workers=workers)
+                counts = tag_library([Path(args.data) / "audio"], Path(tmp) / "catalog.db", clf, workers=workers,
+                                     engine=engine)
             seconds.append(counts["seconds"])
             files = counts["tagged"] + counts["failed"]
-        rows.append({"precision": precision, "decode_threads": workers, "files": files, "median_s": median(seconds),
-                     "files_per_s": files / median(seconds)})
-    report("tag_throughput", rows, "ESC-50 WAVs (44.1 kHz, 5 s) tagged into a new SQLite catalog: decode and "
-           "resample in worker threads (0: in turn with inference), frontend + CNN in batches of 64 files, one "
-           f"transaction per batch, embeddings stored; median of {args.repeats} runs; the main process uses torch's "
-           "default threads (2).")
+        rows.append({"engine": engine, "precision": precision, "workers": workers, "files": files,
+                     "median_s": median(seconds), "files_per_s": files / median(seconds)})
+    report("tag_throughput", rows, "ESC-50 WAVs (44.1 kHz, 5 s) tagged into a new SQLite catalog, embeddings and "
+           f"levels stored, one transaction per batch of 64 files; median of {args.repeats} runs. local: decoding and "
+           "resampling in `workers` threads (0: in turn with inference), frontend + CNN in this process with torch's "
+           "default 2 threads. ray: a local Ray started by the run (its start-up counted), `workers` actors of one "
+           "CPU and one torch thread each, decoding and tagging their batches.")
 
 
 if __name__ == "__main__":

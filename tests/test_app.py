@@ -2,6 +2,7 @@
 
 import itertools
 import socket
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
 from soundtag import app as app_module  # noqa: E402
+from soundtag.catalog import tag_library  # noqa: E402
 from soundtag.infer import Classifier  # noqa: E402
 
 CLASSES = ["bell", "hum", "rain", "wind", "dog", "car"]
@@ -32,8 +34,19 @@ def clf() -> Classifier:
 
 
 @pytest.fixture(scope="module")
-def server(clf: Classifier) -> Iterator[str]:
-    demo = app_module.build_app(clf)
+def catalog_db(clf: Classifier, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Three files: two takes of a tone and a noise burst."""
+    lib = tmp_path_factory.mktemp("lib")
+    sf.write(lib / "tone_a.wav", tone(440.0, 16000, 5.0), 16000)
+    sf.write(lib / "tone_b.wav", tone(440.0, 16000, 5.0, amp=0.3), 16000)
+    sf.write(lib / "noise.wav", np.random.default_rng(0).normal(0, 0.2, 80000).astype(np.float32), 16000)
+    tag_library([lib], lib / "catalog.db", clf, workers=0)
+    return lib / "catalog.db"
+
+
+@pytest.fixture(scope="module")
+def server(clf: Classifier, catalog_db: Path) -> Iterator[str]:
+    demo = app_module.build_app(clf, db=catalog_db)
     demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
                 max_file_size=app_module.MAX_FILE_SIZE)
     yield demo.local_url
@@ -140,3 +153,17 @@ def test_in_a_real_browser(server: str, tmp_path: Path, monkeypatch: pytest.Monk
         submit(tmp_path / "four.wav")  # still serving: a new result with the new clip's length
         page.get_by_test_id("cell-0-1").get_by_text("4.0", exact=True).wait_for()
         browser.close()
+
+
+def test_catalog_tab_searches_by_tag_and_by_sound(client: Client, catalog_db: Path, tmp_path: Path) -> None:
+    conn = sqlite3.connect(catalog_db)
+    label, score = conn.execute("SELECT label, score FROM window_tags ORDER BY score DESC").fetchone()
+    conn.close()
+    windows = client.predict(label, 0.0, api_name="/search")["data"]
+    assert windows and windows[0][3] == pytest.approx(score, abs=1e-3)
+    sf.write(tmp_path / "query.wav", tone(440.0, 16000, 5.0, amp=0.4), 16000)
+    files = client.predict(handle_file(str(tmp_path / "query.wav")), 2, api_name="/similar")["data"]
+    assert sorted(Path(row[0]).name for row in files) == ["tone_a.wav", "tone_b.wav"]
+    sf.write(tmp_path / "quiet.wav", np.zeros(16000, np.float32), 16000)
+    with pytest.raises(AppError, match="silent"):
+        client.predict(handle_file(str(tmp_path / "quiet.wav")), 2, api_name="/similar")

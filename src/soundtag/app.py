@@ -1,4 +1,5 @@
-"""The web app: upload or record a clip and see its tags, spectrogram and timeline; or tag the microphone live.
+"""The web app: upload or record a clip and see its tags, spectrogram and timeline; tag the microphone live; and,
+given a catalog, search it by tag or by a sound.
 
 Runs offline with the shipped model. `soundtag app` serves it; the repo's `app.py` is the Hugging Face Spaces entry.
 """
@@ -14,6 +15,7 @@ import torch
 from matplotlib.figure import Figure
 
 from soundtag.audio import AudioError, load
+from soundtag.catalog import search, similar
 from soundtag.features import LogMel
 from soundtag.infer import Classifier
 
@@ -21,6 +23,7 @@ MAX_SECONDS = 600  # longer uploads are refused with a message, before any taggi
 MAX_FILE_SIZE = "50mb"
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 LIVE_EVERY = 1.0  # seconds between live classifications
+MAX_ROWS = 500  # search results shown
 
 
 def spectrogram_figure(frontend: LogMel, wave: np.ndarray, max_seconds: float = 60.0) -> Figure:
@@ -42,23 +45,29 @@ def spectrogram_figure(frontend: LogMel, wave: np.ndarray, max_seconds: float = 
 
 
 class Tagger:
-    """The app's callbacks around one Classifier; the live buffer is per session, in gr.State."""
+    """The app's callbacks around one Classifier (and a catalog, if given); the live buffer is per session."""
 
-    def __init__(self, clf: Classifier):
-        self.clf = clf
+    def __init__(self, clf: Classifier, db: str | Path | None = None):
+        self.clf, self.db = clf, db
         self.frontend = LogMel(clf.bundle.frontend).eval()
 
-    def tag(self, path: str | None) -> tuple[dict, Figure, list[list]]:
+    def _load(self, path: str | None) -> np.ndarray:
+        """The upload at the model's rate; every problem becomes a message in the page."""
         if not path:
             raise gr.Error("Upload or record a clip first.")
         try:
             wave = load(path, target_rate=self.clf.sample_rate)
-            seconds = len(wave) / self.clf.sample_rate
-            if seconds > MAX_SECONDS:
-                raise AudioError(Path(path).name, f"is {seconds:.0f} s long; this app takes up to {MAX_SECONDS} s")
-            result = self.clf.analyze(wave, self.clf.sample_rate)
         except AudioError as err:
             raise gr.Error(f"Cannot tag {Path(err.source).name}: {err.reason}") from None
+        seconds = len(wave) / self.clf.sample_rate
+        if seconds > MAX_SECONDS:
+            raise gr.Error(f"Cannot tag {Path(path).name}: it is {seconds:.0f} s long; this app takes up to "
+                           f"{MAX_SECONDS} s")
+        return wave
+
+    def tag(self, path: str | None) -> tuple[dict, Figure, list[list]]:
+        wave = self._load(path)
+        result = self.clf.analyze(wave, self.clf.sample_rate)
         label = {t["label"]: t["score"] for t in result.tags}
         timeline = [[f"{w.start:.1f}", f"{w.end:.1f}", w.tags[0]["label"], round(w.tags[0]["score"], 3)]
                     for w in result.windows]
@@ -84,8 +93,19 @@ class Tagger:
         return state["label"], state
 
 
-def build_app(clf: Classifier, examples: list[str] | None = None) -> gr.Blocks:
-    tagger = Tagger(clf)
+    def search(self, label: str, min_score: float) -> list[list]:
+        hits = search(self.db, label, min_score)[:MAX_ROWS]
+        return [[h["path"], h["start"], round(h["end"], 2), round(h["score"], 3)] for h in hits]
+
+    def similar(self, path: str | None, k: float) -> list[list]:
+        result = self.clf.analyze(self._load(path), self.clf.sample_rate)
+        if result.silent:
+            raise gr.Error("That clip is silent; there is no sound to compare.")
+        return [[h["path"], round(h["score"], 3)] for h in similar(self.db, result.embedding, int(k))]
+
+
+def build_app(clf: Classifier, examples: list[str] | None = None, db: str | Path | None = None) -> gr.Blocks:
+    tagger = Tagger(clf, db)
     if examples is None:
         examples = sorted(str(p) for p in EXAMPLES.glob("*.flac"))
     with gr.Blocks(title="soundtag") as demo:
@@ -112,11 +132,37 @@ def build_app(clf: Classifier, examples: list[str] | None = None) -> gr.Blocks:
             state = gr.State()
             mic.stream(tagger.live, [mic, state], [live_label, state], stream_every=0.5, time_limit=600,
                        api_name="live")
+        with gr.Tab("Search a catalog"):
+            catalog_tab(tagger)
     return demo.queue(default_concurrency_limit=2, max_size=64)
 
 
+def catalog_tab(tagger: Tagger) -> None:
+    """Windows with a tag, and files that sound like an upload, in the catalog the app was started with."""
+    if tagger.db is None:
+        gr.Markdown("Start the app with `soundtag app --db catalog.db` (a catalog made by `soundtag tag`) to "
+                    "search it here by tag or by sound.")
+        return
+    gr.Markdown(f"Catalog `{tagger.db}`: windows tagged with a sound (best first, up to {MAX_ROWS}), or the files "
+                "that sound most like a clip you upload or record.")
+    with gr.Row():
+        label = gr.Dropdown(tagger.clf.classes, value=tagger.clf.classes[0], label="Sound")
+        min_score = gr.Slider(0, 1, value=0.5, step=0.05, label="Minimum score")
+        find = gr.Button("Find windows", variant="primary")
+    windows = gr.Dataframe(headers=["file", "start s", "end s", "score"], interactive=False, label="Windows")
+    find.click(tagger.search, [label, min_score], windows, api_name="search")
+    with gr.Row():
+        query = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Sounds like")
+        k = gr.Slider(1, 50, value=10, step=1, label="How many files")
+        like = gr.Button("Find similar files", variant="primary")
+    files = gr.Dataframe(headers=["file", "similarity"], interactive=False, label="Similar files")
+    like.click(tagger.similar, [query, k], files, api_name="similar")
+
+
 def launch(model: str | None = None, host: str = "127.0.0.1", port: int = 7860, backend: str = "torch",
-           **kwargs: object) -> gr.Blocks:
-    demo = build_app(Classifier.load(model, backend=backend))
+           db: str | Path | None = None, **kwargs: object) -> gr.Blocks:
+    if db is not None and not Path(db).is_file():
+        raise FileNotFoundError(f"{db}: no such catalog; create it with `soundtag tag ROOT --db {db}`")
+    demo = build_app(Classifier.load(model, backend=backend), db=db)
     demo.launch(server_name=host, server_port=port, max_file_size=MAX_FILE_SIZE, show_error=True, **kwargs)
     return demo

@@ -203,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=7860, help="port (default: %(default)s)")
     p.add_argument("--model", help="model folder (default: the shipped ESC-50 model, or $SOUNDTAG_MODEL)")
     p.add_argument("--backend", choices=BACKENDS, default="torch", help="inference backend (default: %(default)s)")
+    p.add_argument("--db", help="a catalog (from `soundtag tag`) to search in the app's catalog tab")
     return parser
 
 
@@ -368,7 +369,7 @@ def cmd_qa(args: argparse.Namespace) -> int:
 def cmd_app(args: argparse.Namespace) -> int:
     from soundtag.app import launch
 
-    launch(args.model, host=args.host, port=args.port, backend=args.backend)
+    launch(args.model, host=args.host, port=args.port, backend=args.backend, db=args.db)
     return 0
 
 
