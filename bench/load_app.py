@@ -105,10 +105,12 @@ def main() -> None:
         "p50_ms": 1000 * float(np.percentile(latencies, 50)), "p99_ms": 1000 * float(np.percentile(latencies, 99)),
         "requests_s": args.requests / wall, "rss_start_mb": memory[0],
         "rss_first_third_mb": float(np.mean(memory[:third])), "rss_last_third_mb": float(np.mean(memory[-third:])),
-        "rss_max_mb": max(memory)}],
+        "rss_max_mb": max(memory),
+        "rss_tenths_mb": [round(float(np.mean(part)), 1) for part in np.array_split(np.array(memory), 10)]}],
         "Gradio app (`soundtag app`, queue concurrency 2) on 127.0.0.1 with the CNN on CPU; clients and server share "
         "the machine's 2 cores. Latency is per request as a client sees it (upload, queue wait, tagging, result). "
-        "Memory: the server's VmRSS sampled each second; 'memory flat' compares the first and last thirds.")
+        "Memory: the server's VmRSS sampled each second; 'memory flat' compares the first and last thirds; "
+        "rss_tenths_mb is the mean of each tenth of the run.")
 
 
 if __name__ == "__main__":

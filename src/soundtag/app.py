@@ -17,7 +17,7 @@ from matplotlib.figure import Figure
 from soundtag.audio import AudioError, load
 from soundtag.catalog import search, similar
 from soundtag.features import LogMel
-from soundtag.infer import Classifier
+from soundtag.infer import Classifier, limit_arenas, release_freed_memory
 
 MAX_SECONDS = 600  # longer uploads are refused with a message, before any tagging
 MAX_FILE_SIZE = "50mb"
@@ -66,7 +66,12 @@ class Tagger:
         return wave
 
     def tag(self, path: str | None) -> tuple[dict, Figure, list[list]]:
-        wave = self._load(path)
+        try:
+            return self._tag(self._load(path))
+        finally:
+            release_freed_memory()
+
+    def _tag(self, wave: np.ndarray) -> tuple[dict, Figure, list[list]]:
         result = self.clf.analyze(wave, self.clf.sample_rate)
         label = {t["label"]: t["score"] for t in result.tags}
         timeline = [[f"{w.start:.1f}", f"{w.end:.1f}", w.tags[0]["label"], round(w.tags[0]["score"], 3)]
@@ -105,6 +110,7 @@ class Tagger:
 
 
 def build_app(clf: Classifier, examples: list[str] | None = None, db: str | Path | None = None) -> gr.Blocks:
+    limit_arenas()
     tagger = Tagger(clf, db)
     if examples is None:
         examples = sorted(str(p) for p in EXAMPLES.glob("*.flac"))

@@ -8,7 +8,6 @@ A file that cannot be read is recorded with its reason and the run goes on.
 from __future__ import annotations
 
 import csv
-import ctypes
 import json
 import logging
 import pickle
@@ -27,7 +26,7 @@ from tqdm import tqdm
 
 from soundtag.audio import AudioError, decode, prepare
 from soundtag.data import AUDIO_SUFFIXES
-from soundtag.infer import Analysis, Classifier
+from soundtag.infer import Analysis, Classifier, keep_freed_memory
 from soundtag.model import ModelBundle
 
 SCHEMA = """
@@ -129,7 +128,7 @@ def tag_library(roots: Iterable[str | Path], db: str | Path, clf: Classifier, wo
     Ray); either way this process writes the catalog, a transaction per batch."""
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
-    _reuse_freed_memory()
+    keep_freed_memory()
     conn = connect(db)
     found = discover(roots)
     todo = pending(conn, found)
@@ -150,18 +149,6 @@ def tag_library(roots: Iterable[str | Path], db: str | Path, clf: Classifier, wo
     counts["seconds"] = round(time.perf_counter() - began, 2)
     conn.close()
     return counts
-
-
-def _reuse_freed_memory() -> None:
-    """Have glibc serve waveform-sized arrays from its heap and keep freed memory for the next file, instead of
-    mapping, zero-filling and unmapping fresh pages for each: that system time cost a third of the tagging
-    throughput (`bench/tag_throughput.py`). A no-op without glibc."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
-    libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD: glibc's largest (32 MiB)
-    libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD: give memory back to the system only above 1 GiB free
 
 
 Tagged = tuple[Path, dict, Analysis | None]
