@@ -44,7 +44,11 @@ bench: data  # on a quiet machine: these time things
 	$(BIN)/python bench/cache_build.py --data $(DATA)
 	$(BIN)/python bench/train_epoch.py --data $(DATA)
 	$(BIN)/python bench/latency.py --data $(DATA)
+	$(BIN)/python bench/tag_throughput.py --data $(DATA)
+	$(BIN)/python bench/ann.py --data $(DATA)
+	$(BIN)/python bench/qa_ood.py --data $(DATA)  # also recalibrates models/esc50/ood.safetensors
 	$(BIN)/python bench/load_app.py
+	$(BIN)/python bench/live_delay.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .ruff_cache
