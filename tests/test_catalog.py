@@ -201,3 +201,17 @@ def test_ray_engine_writes_the_same_catalog(clf: Classifier, tmp_path: Path) -> 
     assert ray_assets == assets
     assert [w[:4] for w in ray_windows] == [w[:4] for w in windows]
     np.testing.assert_allclose([w[4] for w in ray_windows], [w[4] for w in windows], atol=2e-4)
+
+
+def test_cli_mistakes_get_one_line_errors(model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    sf.write(tmp_path / "x.wav", tone(440.0, 16000, 1.0), 16000)
+    assert main(["tag", str(tmp_path), "--db", str(tmp_path / "c.db"), "--address", "auto"]) == 2
+    assert "--address is for --engine ray" in capsys.readouterr().err
+    assert main(["similar", str(tmp_path / "x.wav"), "--db", str(tmp_path / "none.db")]) == 2
+    assert "no such catalog" in capsys.readouterr().err
+    sf.write(tmp_path / "quiet.wav", np.zeros(16000, np.float32), 16000)
+    assert main(["similar", str(tmp_path / "quiet.wav"), "--db", str(tmp_path / "none.db")]) == 2
+    assert "is silent" in capsys.readouterr().err
+    (tmp_path / "rules.txt").write_text("dogs dog\n")
+    assert main(["qa", "--db", str(tmp_path / "c.db"), "--rules", str(tmp_path / "rules.txt")]) == 2
+    assert "rules.txt:1: expected `folder: label, label`" in capsys.readouterr().err

@@ -73,6 +73,10 @@ def test_cli_table_csv_and_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["qa", str(tmp_path / "clean"), "--expect", "rain", "--csv", str(out)]) == 1
     assert "unexpected" in capsys.readouterr().out
     assert [r["check"] for r in csv.DictReader(out.open())] == ["unexpected"]
+    db = str(tmp_path / "catalog.db")
+    assert main(["qa", str(tmp_path / "clean"), "--db", db, "--expect", "dog"]) == 0  # tags into the catalog
+    assert main(["qa", "--db", db, "--expect", "rain"]) == 1  # checks what the catalog holds
+    assert "unexpected" in capsys.readouterr().out
     assert main(["qa", str(tmp_path / "clean"), "--expect", "unicorn"]) == 2
     assert "unknown label(s) unicorn" in capsys.readouterr().err
     assert main(["qa"]) == 2

@@ -346,10 +346,11 @@ def cmd_qa(args: argparse.Namespace) -> int:
     unknown = sorted({x for x in args.expect + tuple(x for _, labels in rules for x in labels)} - set(clf.classes))
     if unknown:
         raise ConfigError(f"unknown label(s) {', '.join(unknown)}; the model knows: {', '.join(clf.classes)}")
-    threshold = clf.ood_stats.get("threshold")
+    max_ood = args.max_ood
+    if max_ood is None and "threshold" in clf.ood_stats:
+        max_ood = float(clf.ood_stats["threshold"])
     config = QAConfig(expect=args.expect, rules=rules, unexpected_score=args.unexpected_score,
-                      unsure_score=args.unsure_score,
-                      max_ood=args.max_ood if args.max_ood is not None else threshold and float(threshold))
+                      unsure_score=args.unsure_score, max_ood=max_ood)
     with tempfile.TemporaryDirectory() as tmp:
         db = args.db or Path(tmp) / "catalog.db"
         if args.roots:
@@ -361,7 +362,7 @@ def cmd_qa(args: argparse.Namespace) -> int:
     if args.csv:
         write_csv(flags, args.csv)
     print(f"{len({f.path for f in flags})} of {checked} files flagged ({len(flags)} flags)"
-          + ("" if config.max_ood else "; unfamiliar-audio check off: the model has no ood.safetensors"),
+          + ("" if max_ood is not None else "; unfamiliar-audio check off: the model has no ood.safetensors"),
           file=sys.stderr)
     return 1 if flags else 0
 

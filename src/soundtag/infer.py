@@ -111,7 +111,8 @@ class Classifier:
                       top_k: int = 5) -> list[Analysis | AudioError]:
         """`analyze` for many inputs: every window of every input goes through the model in shared batches."""
         sources = list(sources)
-        if len(sources) > 1:  # decoding and resampling release the GIL: one thread per torch thread
+        files = sum(not isinstance(s, np.ndarray) for s in sources)
+        if files > 1:  # decoding and resampling release the GIL: one thread per torch thread
             with ThreadPoolExecutor(torch.get_num_threads()) as pool:
                 waves = list(pool.map(lambda s: self._load(s, sample_rate), sources))
         else:
