@@ -26,6 +26,7 @@ BACKENDS = ("torch", "onnx")
 PRECISIONS = ("fp32", "bf16")
 
 SILENCE = "silence"
+BATCH = 64  # windows per model call
 OOD_FILE = "ood.safetensors"  # training-embedding statistics for the unfamiliar-audio score; see fit_ood
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "esc50"
 
@@ -117,27 +118,23 @@ class Classifier:
                 waves = list(pool.map(lambda s: self._load(s, sample_rate), sources))
         else:
             waves = [self._load(s, sample_rate) for s in sources]
-        good = [w for w in waves if not isinstance(w, AudioError)]
-        cut = [self._windows(w) for w in good]
-        if not cut:
-            return waves
-        windows = np.concatenate([w for _, w in cut])
-        silent = _dbfs(windows) < self.silence_dbfs
-        probs = np.zeros((len(windows), len(self.classes)), np.float32)
-        embeddings = np.zeros((len(windows), self.bundle.model.config.channels[-1]), np.float32)
-        if (~silent).any():
-            probs[~silent], embeddings[~silent] = self._run_batched(windows[~silent])
-        results, offset = [], 0
-        analyses = iter(cut)
+        cut = [self._windows(w) for w in waves if not isinstance(w, AudioError)]
+        silent = [_dbfs(windows) < self.silence_dbfs for _, windows in cut]
+        probs = [np.zeros((len(q), len(self.classes)), np.float32) for q in silent]
+        embeddings = [np.zeros((len(q), self.bundle.model.config.channels[-1]), np.float32) for q in silent]
+        heard = [(i, j) for i, quiet in enumerate(silent) for j in np.flatnonzero(~quiet)]
+        for start in range(0, len(heard), BATCH):  # only one batch of windows is ever copied out of the audio
+            batch = heard[start:start + BATCH]
+            batch_probs, batch_embeddings = self._run(np.stack([cut[i][1][j] for i, j in batch]))
+            for (i, j), p, e in zip(batch, batch_probs, batch_embeddings):
+                probs[i][j], embeddings[i][j] = p, e
+        results, parts = [], iter(zip(cut, probs, embeddings, silent))
         for wave in waves:
             if isinstance(wave, AudioError):
                 results.append(wave)
                 continue
-            starts, _ = next(analyses)
-            span = slice(offset, offset + len(starts))
-            results.append(self._assemble(starts, probs[span], embeddings[span], silent[span],
-                                          len(wave) / self.sample_rate, top_k))
-            offset += len(starts)
+            (starts, _), p, e, quiet = next(parts)
+            results.append(self._assemble(starts, p, e, quiet, len(wave) / self.sample_rate, top_k))
         return results
 
     def _load(self, source: str | Path | np.ndarray, sample_rate: int | None) -> np.ndarray | AudioError:
@@ -162,22 +159,23 @@ class Classifier:
         centred = embeddings.astype(np.float64) - self.ood_stats["mean"]
         return np.sqrt(np.einsum("ij,jk,ik->i", centred, self.ood_stats["precision"], centred).clip(0))
 
-    def _windows(self, wave: np.ndarray) -> tuple[list[float], np.ndarray]:
-        """Window starts (s) and the windows `(n, samples)`; the last window is aligned to the end of the audio."""
+    def _windows(self, wave: np.ndarray) -> tuple[list[float], list[np.ndarray]]:
+        """Window starts (s) and the windows, as views into `wave` (hours of audio are never copied); the last
+        window is aligned to the end of the audio, and audio shorter than a window is zero-padded."""
         size, step = round(self.window * self.sample_rate), round(self.hop * self.sample_rate)
         if len(wave) <= size:
-            return [0.0], fix_length(wave, size)[None]
+            return [0.0], [fix_length(wave, size)]
         offsets = list(range(0, len(wave) - size + 1, step))
         if offsets[-1] + size < len(wave):
             offsets.append(len(wave) - size)
-        return [o / self.sample_rate for o in offsets], np.stack([wave[o:o + size] for o in offsets])
+        return [o / self.sample_rate for o in offsets], [wave[o:o + size] for o in offsets]
 
     def probabilities(self, windows: np.ndarray) -> np.ndarray:
         """Class probabilities `(n, classes)` for model-rate windows `(n, samples)`, no silence gate."""
         return self._run_batched(windows)[0]
 
-    def _run_batched(self, windows: np.ndarray, batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
-        parts = [self._run(windows[i:i + batch_size]) for i in range(0, len(windows), batch_size)]
+    def _run_batched(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        parts = [self._run(windows[i:i + BATCH]) for i in range(0, len(windows), BATCH)]
         return np.concatenate([p for p, _ in parts]), np.concatenate([e for _, e in parts])
 
     def embed(self, source: str | Path | np.ndarray, sample_rate: int | None = None) -> np.ndarray:
@@ -231,9 +229,9 @@ def release_freed_memory() -> None:
         libc.malloc_trim(0)
 
 
-def _dbfs(windows: np.ndarray) -> np.ndarray:
+def _dbfs(windows: list[np.ndarray]) -> np.ndarray:
     """RMS level of each window in dB relative to full scale."""
-    rms = np.sqrt(np.einsum("ij,ij->i", windows, windows) / windows.shape[-1])
+    rms = np.sqrt(np.array([np.dot(w, w) / len(w) for w in windows]))
     return 20 * np.log10(np.maximum(rms, 1e-10))
 
 
