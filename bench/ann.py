@@ -12,7 +12,6 @@ recall@10 = share of the exact 10 nearest that the index returns; query_ms = one
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import time
 
 import numpy as np
@@ -73,13 +72,15 @@ def usearch_hnsw(base: np.ndarray, dtype: str):
 
 
 def sqlite_vec(base: np.ndarray):
-    import sqlite_vec as sv
-
-    conn = sqlite3.connect(":memory:")
-    if not hasattr(conn, "enable_load_extension"):
-        raise RuntimeError("this Python's sqlite3 cannot load extensions (built without them)")
+    """In SQLite itself, through apsw: Python's own sqlite3 is often built without extension loading (this one is)."""
+    try:
+        import apsw
+        import sqlite_vec as sv
+    except ImportError as err:
+        raise RuntimeError(f"needs apsw and sqlite-vec ({err.name} missing)") from None
+    conn = apsw.Connection(":memory:")
     conn.enable_load_extension(True)
-    sv.load(conn)
+    conn.load_extension(sv.loadable_path())
     conn.execute(f"CREATE VIRTUAL TABLE v USING vec0(embedding float[{base.shape[1]}] distance_metric=cosine)")
     with conn:
         conn.executemany("INSERT INTO v(rowid, embedding) VALUES (?, ?)", enumerate(map(np.ndarray.tobytes, base)))
