@@ -4,6 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from conftest import tiny_bundle, tone
 
 from soundtag.audio import AudioError
@@ -130,3 +131,17 @@ def test_long_audio_is_windowed_without_copying_it(clf: Classifier) -> None:
     tracemalloc.stop()
     assert len(result.windows) == 239 and result.windows[-1].end == 600.0
     assert peak < wave.nbytes  # measured: 0.53x (a batch of 64 windows); stacking every window took 2x
+
+
+def test_device_is_cuda_when_present_else_cpu_and_checked() -> None:
+    bundle = tiny_bundle(CLASSES)
+    clf = Classifier(bundle)
+    assert clf.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            Classifier(bundle, device="cuda")
+        return
+    clip = tone(440.0, 16000, 5.0)
+    on_cpu, on_gpu = Classifier(bundle, device="cpu"), Classifier(bundle, device="cuda")
+    np.testing.assert_allclose(on_gpu.analyze(clip, 16000).embedding, on_cpu.analyze(clip, 16000).embedding,
+                               atol=1e-3)

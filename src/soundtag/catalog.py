@@ -191,7 +191,7 @@ def _ray_batches(paths: list[Path], clf: Classifier, actors: int, batch_files: i
             _RayTagger, batch_size=batch_files, concurrency=actors, num_cpus=1,
             fn_constructor_kwargs={"bundle": clf.bundle, "top_k": top_k, "settings": {
                 "window": clf.window, "hop": clf.hop, "precision": clf.precision, "ood_stats": clf.ood_stats,
-                "silence_dbfs": clf.silence_dbfs}})
+                "silence_dbfs": clf.silence_dbfs, "device": "cpu"}})  # the actors ask Ray for CPUs only
         for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
             yield [pickle.loads(r) for r in batch["result"]]
     finally:

@@ -68,7 +68,7 @@ class Classifier:
 
     def __init__(self, bundle: ModelBundle, window: float = 5.0, hop: float = 2.5, silence_dbfs: float = -60.0,
                  backend: str = "torch", onnx_path: str | Path | None = None, precision: str = "fp32",
-                 ood_stats: dict[str, np.ndarray] | None = None):
+                 ood_stats: dict[str, np.ndarray] | None = None, device: str | None = None):
         if window <= 0 or hop <= 0:
             raise ValueError(f"window and hop must be positive seconds, got window={window}, hop={hop}")
         if backend not in BACKENDS:
@@ -80,7 +80,17 @@ class Classifier:
         self.ood_stats = ood_stats or {}
         self.classes = bundle.classes
         self.sample_rate = bundle.audio.sample_rate
-        self._run = _torch_runner(bundle, precision) if backend == "torch" else _onnx_runner(bundle, onnx_path)
+        if device is None:
+            device = "cuda" if torch.cuda.is_available() and backend == "torch" else "cpu"
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"device {device!r}: this machine's torch sees no CUDA GPU")
+        self.device = torch.device(device)
+        if backend == "torch":
+            self._run = _torch_runner(bundle, precision, self.device)
+        elif self.device.type != "cpu":
+            raise ValueError("the onnx backend runs on the CPU; use the torch backend for a GPU")
+        else:
+            self._run = _onnx_runner(bundle, onnx_path)
 
     @classmethod
     def load(cls, path: str | Path | None = None, backend: str = "torch", **kwargs: object) -> Classifier:
@@ -238,22 +248,23 @@ def _dbfs(windows: list[np.ndarray]) -> np.ndarray:
 Runner = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
-def _torch_runner(bundle: ModelBundle, precision: str) -> Runner:
+def _torch_runner(bundle: ModelBundle, precision: str, device: torch.device) -> Runner:
     """fp32, or bf16 autocast of the CNN (about 2x the batch throughput on CPUs with bf16 instructions;
-    probabilities move by up to about 1e-2). The frontend always runs in fp32, a clip or two at a time: its
-    spectrograms then stay in cache, which made it about 4x faster at batch 64 (`bench/latency.py`)."""
-    pipeline = Pipeline(bundle).eval()
-    pipeline.model.to(memory_format=torch.channels_last)  # faster convolutions on CPU in fp32 and bf16 alike
+    probabilities move by up to about 1e-2). The frontend always runs in fp32; on a CPU a clip or two at a time,
+    so its spectrograms stay in cache, which made it about 4x faster at batch 64 (`bench/latency.py`)."""
+    pipeline = Pipeline(bundle).eval().to(device)
+    pipeline.model.to(memory_format=torch.channels_last)  # faster convolutions in fp32 and bf16 alike
     bf16 = precision == "bf16"
+    chunk = 2 if device.type == "cpu" else BATCH
 
     @torch.inference_mode()
     def run(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        waves = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32))
-        mels = torch.cat([pipeline.frontend(w) for w in waves.split(2)])
-        with torch.autocast("cpu", torch.bfloat16, enabled=bf16):
+        waves = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32)).to(device)
+        mels = torch.cat([pipeline.frontend(w) for w in waves.split(chunk)])
+        with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
             embedding = pipeline.model.embed(mels)
             probs = pipeline.model.head(embedding).float().softmax(-1)
-        return probs.numpy(), embedding.float().numpy()
+        return probs.cpu().numpy(), embedding.float().cpu().numpy()
 
     return run
 
