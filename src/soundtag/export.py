@@ -16,7 +16,7 @@ def export_onnx(bundle: ModelBundle, path: str | Path) -> Path:
     """Write the pipeline as ONNX (any batch size and window length) with model.json in its metadata."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    pipeline = Pipeline(bundle).eval()
+    pipeline = Pipeline(bundle, dft_as_conv=True).eval()  # onnxruntime's STFT kernel is 2x slower
     example = torch.zeros(2, bundle.audio.num_samples)
     dims = {0: torch.export.Dim("batch"), 1: torch.export.Dim("samples", min=bundle.frontend.n_fft)}
     exporter_log = logging.getLogger("torch.onnx")

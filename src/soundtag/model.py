@@ -118,11 +118,12 @@ def fold_batchnorm(model: SoundCNN) -> SoundCNN:
 
 class Pipeline(nn.Module):
     """Waveforms `(batch, samples)` at the model's rate -> (probabilities `(batch, classes)`, embeddings).
-    Inference only: the network's BatchNorms are folded into its convolutions."""
+    Inference only: the network's BatchNorms are folded into its convolutions. `dft_as_conv` is for ONNX export
+    (see `LogMel`)."""
 
-    def __init__(self, bundle: ModelBundle):
+    def __init__(self, bundle: ModelBundle, dft_as_conv: bool = False):
         super().__init__()
-        self.frontend = LogMel(bundle.frontend)
+        self.frontend = LogMel(bundle.frontend, dft_as_conv)
         self.model = fold_batchnorm(bundle.model)
 
     def forward(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
