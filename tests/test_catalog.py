@@ -215,3 +215,10 @@ def test_cli_mistakes_get_one_line_errors(model_dir: Path, tmp_path: Path, capsy
     (tmp_path / "rules.txt").write_text("dogs dog\n")
     assert main(["qa", "--db", str(tmp_path / "c.db"), "--rules", str(tmp_path / "rules.txt")]) == 2
     assert "rules.txt:1: expected `folder: label, label`" in capsys.readouterr().err
+
+
+def test_batches_close_on_files_or_audio_held() -> None:
+    items = [(Path(f"{i}.wav"), np.zeros(n, np.float32), {}) for i, n in enumerate([10, 10, 500, 10, 10, 10])]
+    items.insert(2, (Path("bad.wav"), None, {}))
+    sizes = [len(b) for b in catalog._batches(items, files=3, samples=100)]
+    assert sizes == [3, 1, 3]  # [10, 10, bad] by count, [500] by audio, then the rest

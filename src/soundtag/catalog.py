@@ -135,8 +135,9 @@ def tag_library(roots: Iterable[str | Path], db: str | Path, clf: Classifier, wo
     counts = {"found": len(found), "skipped": len(found) - len(todo), "tagged": 0, "failed": 0}
     began = time.perf_counter()
     if engine == "local":
+        budget = batch_files * round(clf.window * clf.sample_rate)  # as much audio as batch_files windows
         batches = (_tag_decoded(clf, batch, top_k)
-                   for batch in _batches(_decoded(todo, clf.sample_rate, workers), batch_files))
+                   for batch in _batches(_decoded(todo, clf.sample_rate, workers), batch_files, budget))
     else:
         batches = _ray_batches(todo, clf, workers, batch_files, top_k, address)
     with tqdm(total=len(todo), desc="tagging", unit="file") as bar:
@@ -199,30 +200,33 @@ def _ray_batches(paths: list[Path], clf: Classifier, actors: int, batch_files: i
             ray.shutdown()
 
 
-def _decoded(paths: list[Path], rate: int, workers: int, ahead: int = 128,
-             ) -> Iterator[tuple[Path, np.ndarray | None, dict]]:
-    """Decoded files in order. Decoding and resampling release the GIL, so worker threads overlap with inference
-    (measured faster than worker processes, which pay for pickling every waveform); at most `ahead` files wait
-    in memory, however large the library."""
+def _decoded(paths: list[Path], rate: int, workers: int) -> Iterator[tuple[Path, np.ndarray | None, dict]]:
+    """Decoded files in order. Decoding and resampling release the GIL, so worker threads run beside inference
+    (measured faster than worker processes, which pay for pickling every waveform). Only two files per thread are
+    decoded ahead, so hour-long recordings cannot pile up in memory."""
     jobs = iter([(p, rate) for p in paths])
     if workers == 0:
         yield from map(_decode_job, jobs)
         return
     with ThreadPoolExecutor(workers) as pool:
-        waiting = deque(pool.submit(_decode_job, job) for job in islice(jobs, ahead))
+        waiting = deque(pool.submit(_decode_job, job) for job in islice(jobs, 2 * workers))
         while waiting:
             yield waiting.popleft().result()
             for job in islice(jobs, 1):
                 waiting.append(pool.submit(_decode_job, job))
 
 
-def _batches(items: Iterable, size: int) -> Iterator[list]:
-    batch = []
-    for item in items:
+def _batches(decoded: Iterable[tuple[Path, np.ndarray | None, dict]], files: int,
+             samples: int) -> Iterator[list[tuple[Path, np.ndarray | None, dict]]]:
+    """Groups of at most `files` decoded files, closed early once they hold `samples` samples of audio: a batch
+    of long recordings stays as small in memory as one of short clips."""
+    batch, held = [], 0
+    for item in decoded:
         batch.append(item)
-        if len(batch) == size:
+        held += 0 if item[1] is None else len(item[1])
+        if len(batch) == files or held >= samples:
             yield batch
-            batch = []
+            batch, held = [], 0
     if batch:
         yield batch
 
