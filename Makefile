@@ -45,6 +45,7 @@ bench: data  # on a quiet machine: these time things
 	$(BIN)/python bench/train_epoch.py --data $(DATA)
 	$(BIN)/python bench/latency.py --data $(DATA)
 	$(BIN)/python bench/tag_throughput.py --data $(DATA)
+	$(BIN)/python bench/precision.py --data $(DATA)
 	$(BIN)/python bench/ann.py --data $(DATA)
 	$(BIN)/python bench/qa_ood.py --data $(DATA)  # also recalibrates models/esc50/ood.safetensors
 	$(BIN)/python bench/load_app.py

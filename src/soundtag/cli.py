@@ -142,7 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hop", type=_positive(float), default=2.5, help="hop seconds (default: %(default)s)")
     p.add_argument("--model", help="model folder (default: the shipped ESC-50 model, or $SOUNDTAG_MODEL)")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32",
-                   help="bf16 runs the CNN about 2x faster on CPUs with bf16 instructions (default: %(default)s)")
+                   help="bf16 runs the CNN about 2x faster on CPUs with bf16 instructions, for 0.4 points of "
+                        "accuracy (default: %(default)s)")
 
     p = sub.add_parser("export", help="export a catalog as CSV, JSON lines or Parquet",
                        description="One row per file: path, status, error, duration, sample rate, channels, tags.")
