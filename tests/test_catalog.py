@@ -222,3 +222,16 @@ def test_batches_close_on_files_or_audio_held() -> None:
     items.insert(2, (Path("bad.wav"), None, {}))
     sizes = [len(b) for b in catalog._batches(items, files=3, samples=100)]
     assert sizes == [3, 1, 3]  # [10, 10, bad] by count, [500] by audio, then the rest
+
+
+def test_a_catalog_from_before_the_level_checks_is_upgraded(clf: Classifier, tmp_path: Path) -> None:
+    old = sqlite3.connect(tmp_path / "old.db")
+    old.execute("CREATE TABLE assets (id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, size INTEGER, "
+                "mtime_ns INTEGER, duration REAL, sample_rate INTEGER, channels INTEGER, status TEXT NOT NULL, "
+                "error TEXT, tagged_at TEXT)")
+    old.close()
+    (tmp_path / "lib").mkdir()
+    sf.write(tmp_path / "lib" / "a.wav", tone(440.0, 16000, 1.0), 16000)
+    assert tag_library([tmp_path / "lib"], tmp_path / "old.db", clf, workers=0)["tagged"] == 1
+    conn = sqlite3.connect(tmp_path / "old.db")
+    assert conn.execute("SELECT peak FROM assets").fetchone()[0] == pytest.approx(0.5, abs=1e-3)
