@@ -1,26 +1,23 @@
-"""Calibrate and check QA's "unfamiliar audio" flag: the Mahalanobis distance of a clip's embedding from the
-training clips' embeddings, on ESC-50 clips a model has not seen and on synthetic sounds that are in no ESC-50
-class (noise, tones, sweeps, square waves, chords).
+"""Check QA's "unfamiliar audio" flag, and calibrate the shipped model's: the Mahalanobis distance of a clip's
+embedding from the training clips' embeddings, on ESC-50 clips a model has not seen and on synthetic sounds that
+are in no ESC-50 class (noise, tones, sweeps, square waves, chords).
 
     python bench/qa_ood.py [--data data/ESC-50] [--cv results/esc50] [--save-to models/esc50]
 
 Each cross-validation fold model is fitted on its training folds and scores its held-out fold; the threshold is
-the 95th percentile of those out-of-fold distances, so about 5% of new in-distribution files get flagged. Then
-the shipped model is fitted on all 2,000 clips and its statistics and that threshold are written to
-SAVE_TO/ood.safetensors, which `Classifier.load` reads.
+the 95th percentile of those out-of-fold distances, so about 5% of new in-distribution files get flagged; then
+`soundtag.qa.calibrate` fits the shipped model on all 2,000 clips and saves its statistics with that threshold
+(what `soundtag calibrate` does).
 """
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 from common import report
 
-from soundtag.audio import load_clip
-from soundtag.data import load_dataset
-from soundtag.infer import Classifier, fit_ood
+from soundtag.qa import calibrate, out_of_fold
 
 RATE = 32_000
 
@@ -46,10 +43,6 @@ def synthetic(n: int, seed: int = 0) -> dict[str, np.ndarray]:
             for name, make in kinds.items()}
 
 
-def embeddings(clf: Classifier, waves: np.ndarray) -> np.ndarray:
-    return np.stack([a.embedding for a in clf.analyze_batch(list(waves), RATE, top_k=1)])
-
-
 def auroc(inside: np.ndarray, outside: np.ndarray) -> float:
     """Probability that an outside clip scores higher than an inside one (ties count half)."""
     diff = outside[:, None] - inside[None, :]
@@ -63,25 +56,18 @@ def main() -> None:
     parser.add_argument("--save-to", default="models/esc50", help="the model (trained on all clips) to calibrate")
     parser.add_argument("--per-kind", type=int, default=40, help="synthetic clips of each kind")
     args = parser.parse_args()
-    dataset = load_dataset(args.data)
-    waves = np.stack([load_clip(p) for p in dataset.paths])
-    folds = np.asarray(dataset.folds)
     kinds = synthetic(args.per_kind)
     held_out, ood = [], {name: [] for name in kinds}
-    for k in sorted(set(folds.tolist())):
-        clf = Classifier.load(Path(args.cv) / f"fold{k}")
-        clf.ood_stats = fit_ood(embeddings(clf, waves[folds != k]), threshold=np.inf)
-        held_out.append(clf.ood(embeddings(clf, waves[folds == k])))
+    for clf, distances in out_of_fold(args.data, args.cv):
+        held_out.append(distances)
         for name, clips in kinds.items():
-            ood[name].append(clf.ood(embeddings(clf, clips)))
+            ood[name].append(clf.ood(np.stack([a.embedding for a in clf.analyze_batch(list(clips), RATE, top_k=1)])))
     inside = np.concatenate(held_out)
-    threshold = float(np.percentile(inside, 95))
+    threshold = calibrate(args.data, args.save_to, inside)
     rows = []
     for audio, d in [("ESC-50 out-of-fold", inside)] + [(n, np.concatenate(v)) for n, v in ood.items()]:
         rows.append({"audio": audio, "scores": len(d), "p50": float(np.median(d)), "p95": float(np.percentile(d, 95)),
                      "flagged": float(np.mean(d > threshold)), "auroc": auroc(inside, d)})
-    shipped = Classifier.load(args.save_to)
-    fit_ood(embeddings(shipped, waves), threshold, folder=args.save_to)
     report("qa_ood", rows, f"Mahalanobis distance of the embedding from the training clips' mean (shared covariance, "
            f"ridge 1e-3 of the mean variance), the largest over a file's windows, from the 5 fold models of {args.cv}, "
            f"each fitted on its 4 training folds. Threshold = 95th percentile of out-of-fold ESC-50 distances = "

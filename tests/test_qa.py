@@ -5,12 +5,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from conftest import REPO
+from conftest import REPO, tiny_bundle
 
 from soundtag.catalog import tag_library
 from soundtag.cli import main
+from soundtag.data import load_dataset
 from soundtag.infer import Classifier
-from soundtag.qa import QAConfig, QAError, check_catalog, expected_labels, read_rules
+from soundtag.model import save_model
+from soundtag.qa import QAConfig, QAError, check_catalog, expected_labels, out_of_fold, read_rules
 
 EXAMPLES = REPO / "examples"
 
@@ -101,3 +103,21 @@ def test_unsure_uses_the_best_tag(shipped: Classifier, tmp_path: Path) -> None:
     assert check_catalog(tmp_path / "c.db", QAConfig(unsure_score=0.5))[0] == []
     (flag,), _ = check_catalog(tmp_path / "c.db", QAConfig(unsure_score=0.99))
     assert flag.check == "unsure"
+
+
+def test_calibrate_sets_the_threshold_from_held_out_folds(tone_dataset: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    dataset = load_dataset(tone_dataset)
+    for k in sorted(set(dataset.folds.tolist())):
+        save_model(tmp_path / "cv" / f"fold{k}", tiny_bundle(dataset.classes))
+    save_model(tmp_path / "full", tiny_bundle(dataset.classes))
+    args = ["calibrate", "--data", str(tone_dataset), "--cv", str(tmp_path / "cv"), "--model", str(tmp_path / "full")]
+    assert main([*args, "--quantile", "90"]) == 0
+    assert "unfamiliar above distance" in capsys.readouterr().out
+    held_out = np.concatenate([d for _, d in out_of_fold(tone_dataset, tmp_path / "cv")])
+    assert len(held_out) == len(dataset)
+    clf = Classifier.load(tmp_path / "full")
+    assert float(clf.ood_stats["threshold"]) == pytest.approx(np.percentile(held_out, 90), rel=1e-5)
+    assert main([*args, "--quantile", "100"]) == 2
+    assert main([*args[:3], "--cv", str(tmp_path / "nowhere"), *args[5:]]) == 2
+    assert "missing" in capsys.readouterr().err

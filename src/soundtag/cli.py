@@ -197,6 +197,18 @@ def build_parser() -> argparse.ArgumentParser:
                                                  "(default: the model's own threshold)")
     p.add_argument("--model", help="model folder (default: the shipped ESC-50 model, or $SOUNDTAG_MODEL)")
 
+    p = sub.add_parser(
+        "calibrate", help="set a model's threshold for unfamiliar audio (for `soundtag qa`)",
+        description="Fit the statistics behind `qa`'s unfamiliar-audio check for MODEL (trained with --full on "
+                    "DATA) and set its threshold from the cross-validation run CV on the same data: each fold model "
+                    "scores its held-out fold, and the threshold is the --quantile of those distances, so about "
+                    "100 - quantile %% of new files of known classes get flagged. Writes MODEL/ood.safetensors.",
+        epilog="Example: soundtag calibrate --data my_sounds/ --cv runs/mine --model runs/mine-full/full")
+    p.add_argument("--data", default="data/ESC-50", help="the dataset both runs trained on (default: %(default)s)")
+    p.add_argument("--cv", required=True, help="a cross-validation run folder (with fold1/, fold2/, ...)")
+    p.add_argument("--model", required=True, help="the model folder to calibrate")
+    p.add_argument("--quantile", type=float, default=95.0, help="(default: %(default)s)")
+
     p = sub.add_parser("app", help="serve the web app",
                        description="Serve the Gradio app: upload or record a clip to see its tags, spectrogram "
                                    "and timeline, or tag the microphone live. Works offline.")
@@ -368,6 +380,22 @@ def cmd_qa(args: argparse.Namespace) -> int:
     return 1 if flags else 0
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from soundtag.model import load_model
+    from soundtag.qa import calibrate, out_of_fold
+
+    if not 0 < args.quantile < 100:
+        raise ConfigError(f"--quantile must be between 0 and 100, got {args.quantile}")
+    load_model(args.model)  # a wrong folder fails now, not after the cross-validation models have run
+    held_out = np.concatenate([d for _, d in out_of_fold(args.data, args.cv)])
+    threshold = calibrate(args.data, args.model, held_out, args.quantile)
+    print(f"{args.model}: unfamiliar above distance {threshold:.2f} ({100 - args.quantile:g}% of the "
+          f"{len(held_out)} held-out clips)")
+    return 0
+
+
 def cmd_app(args: argparse.Namespace) -> int:
     from soundtag.app import launch
 
@@ -398,7 +426,7 @@ def _tags_text(tags: list[dict]) -> str:
 
 COMMANDS = {"download": cmd_download, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
             "onnx": cmd_onnx, "tag": cmd_tag, "export": cmd_export, "search": cmd_search, "similar": cmd_similar,
-            "qa": cmd_qa, "app": cmd_app}
+            "qa": cmd_qa, "calibrate": cmd_calibrate, "app": cmd_app}
 
 
 if __name__ == "__main__":
