@@ -100,7 +100,7 @@ def main() -> None:
     for message in sorted(set(errors))[:5]:
         print("error:", message[:300], file=sys.stderr)
     third = max(1, len(memory) // 3)
-    report("load_app", [{
+    report("load_app" if args.requests == 1000 else f"load_app_{args.requests}", [{
         "requests": args.requests, "clients": args.clients, "errors": sum(not ok for _, ok in results),
         "p50_ms": 1000 * float(np.percentile(latencies, 50)), "p99_ms": 1000 * float(np.percentile(latencies, 99)),
         "requests_s": args.requests / wall, "rss_start_mb": memory[0],
