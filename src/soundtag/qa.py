@@ -6,6 +6,8 @@ Expectations are a set of labels for every file (`--expect`) and/or a rules file
     # folder (a path fragment, * wildcards allowed): expected labels
     foley/dogs: dog
     ambience/*/rain: rain, water_drops, thunderstorm
+
+`calibrate` gives a model its unfamiliar-audio statistics and threshold from its cross-validation run.
 """
 
 from __future__ import annotations
