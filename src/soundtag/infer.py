@@ -218,8 +218,7 @@ def _libc() -> ctypes.CDLL | None:
 
 def keep_freed_memory() -> None:
     """For batch jobs: have glibc serve waveform-sized arrays from its heap and keep freed memory for the next
-    file, instead of mapping, zero-filling and unmapping fresh pages for each (that system time cost a third of the
-    tagging throughput, `bench/tag_throughput.py`)."""
+    file, instead of mapping, zero-filling and unmapping fresh pages for each: kernel time that bought nothing."""
     if libc := _libc():
         libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD: glibc's largest (32 MiB)
         libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD: give memory back only above 1 GiB free
@@ -251,8 +250,8 @@ Runner = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 def _torch_runner(bundle: ModelBundle, precision: str, device: torch.device) -> Runner:
     """fp32, or bf16 autocast of the CNN: about 2x the batch throughput on CPUs with bf16 instructions, while
     probabilities move by up to 0.03 and cross-validated accuracy from 83.25 to 82.85 % (`bench/precision.py`).
-    The frontend always runs in fp32; on a CPU a clip or two at a time, so its spectrograms stay in cache, which
-    made it about 4x faster at batch 64 (`bench/latency.py`)."""
+    The frontend always runs in fp32; on a CPU a clip or two at a time, so its spectrograms stay in cache (several
+    times faster at batch 64 than the whole batch at once)."""
     pipeline = Pipeline(bundle).eval().to(device)
     pipeline.model.to(memory_format=torch.channels_last)  # faster convolutions in fp32 and bf16 alike
     bf16 = precision == "bf16"
