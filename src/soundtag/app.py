@@ -6,6 +6,7 @@ Runs offline with the shipped model. `soundtag app` serves it; the repo's `app.p
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from time import monotonic
 
@@ -111,6 +112,9 @@ class Tagger:
 
 def build_app(clf: Classifier, examples: list[str] | None = None, db: str | Path | None = None) -> gr.Blocks:
     limit_arenas()
+    # Gradio keeps analytics for its last 10,000 requests and rebuilds a pandas table of them every few requests:
+    # memory and time that grew with traffic in the load test (bench/load_app.py). Its last 1,000 are plenty.
+    os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "1000")
     tagger = Tagger(clf, db)
     if examples is None:
         examples = sorted(str(p) for p in EXAMPLES.glob("*.flac"))
