@@ -167,3 +167,8 @@ def test_catalog_tab_searches_by_tag_and_by_sound(client: Client, catalog_db: Pa
     sf.write(tmp_path / "quiet.wav", np.zeros(16000, np.float32), 16000)
     with pytest.raises(AppError, match="silent"):
         client.predict(handle_file(str(tmp_path / "quiet.wav")), 2, api_name="/similar")
+
+
+def test_gradio_keeps_a_bounded_request_history(clf: Classifier) -> None:
+    """Its analytics of past requests grew the server's memory in the load test (bench/load_app.py)."""
+    assert app_module.build_app(clf, examples=[])._queue.ANALYTICS_MAX_EVENTS <= 1000
