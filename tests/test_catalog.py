@@ -179,6 +179,7 @@ def test_similar_returns_the_planted_neighbours(tmp_path: Path, capsys: pytest.C
     assert sorted(Path(h["path"]).name for h in hits[:2]) == ["dog_0.flac", "dog_1.flac"]
     assert 1.0 >= hits[0]["score"] >= hits[1]["score"] > hits[2]["score"]
     assert Path(f"{db}.faiss").exists()
+    assert catalog.embedding_index(db) is catalog.embedding_index(db)  # read once, not per query
     tagged = len(examples) * 2
     assert len(catalog.similar(db, clf.embed(0.7 * audio, sr), k=50)) == tagged  # the silent file is not indexed
     query = tmp_path / "lib" / "dog_0.flac"

@@ -120,6 +120,8 @@ def test_ood_distance_is_saved_with_the_model_and_grows_away_from_training(tmp_p
     assert (far > near).all()
     assert np.isfinite(clf.analyze(tone(440.0, 16000, 5.0), 16000).ood)
     assert np.isnan(Classifier(bundle).analyze(tone(440.0, 16000, 5.0), 16000).ood)  # no statistics saved
+    with pytest.raises(ValueError, match="soundtag calibrate"):
+        Classifier(bundle).ood(training[:1])
 
 
 def test_long_audio_is_windowed_without_copying_it(clf: Classifier) -> None:

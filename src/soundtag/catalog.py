@@ -285,7 +285,8 @@ def similar(db: str | Path, query: np.ndarray, k: int = 10, exclude: str | Path 
 
 def embedding_index(db: str | Path):  # -> faiss.IndexIDMap2
     """An HNSW index over the embeddings of tagged (non-silent) files, keyed by asset id. It is saved beside the
-    catalog (`DB.faiss`) and rebuilt when the catalog has changed since."""
+    catalog (`DB.faiss`), rebuilt when the catalog has changed since, and kept in memory for the next query (the
+    app's searches read it once, not per query)."""
     try:
         import faiss
     except ImportError:
@@ -294,8 +295,12 @@ def embedding_index(db: str | Path):  # -> faiss.IndexIDMap2
     path, stamp_path = Path(f"{db}.faiss"), Path(f"{db}.faiss.json")
     with closing(open_catalog(db)) as conn:
         stamp = list(conn.execute(f"SELECT COUNT(*), TOTAL(a.id), MAX(a.tagged_at) {rows}").fetchone())
+        key = str(Path(db).resolve())
+        if key in _INDEXES and _INDEXES[key][0] == stamp:
+            return _INDEXES[key][1]
         if path.exists() and stamp_path.exists() and json.loads(stamp_path.read_text()) == stamp:
-            return faiss.read_index(str(path))
+            _INDEXES[key] = stamp, faiss.read_index(str(path))
+            return _INDEXES[key][1]
         found = conn.execute(f"SELECT a.id, e.vector {rows}").fetchall()
     dim = len(found[0][1]) // 4 if found else 1
     index = faiss.IndexIDMap2(faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT))
@@ -306,7 +311,11 @@ def embedding_index(db: str | Path):  # -> faiss.IndexIDMap2
     faiss.write_index(index, f"{path}.tmp")  # replaced in one step: a reader never sees half an index
     Path(f"{path}.tmp").replace(path)
     stamp_path.write_text(json.dumps(stamp))
+    _INDEXES[key] = stamp, index
     return index
+
+
+_INDEXES: dict[str, tuple[list, object]] = {}  # catalog path -> (its stamp, its index), see embedding_index
 
 
 def _unit(vectors: np.ndarray) -> np.ndarray:

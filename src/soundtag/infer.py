@@ -166,6 +166,8 @@ class Classifier:
 
     def ood(self, embeddings: np.ndarray) -> np.ndarray:
         """Mahalanobis distances `(n,)` of penultimate vectors `(n, channels)` from the training clips' mean."""
+        if not self.ood_stats:
+            raise ValueError(f"this model has no {OOD_FILE}; make one with `soundtag calibrate`")
         centred = embeddings.astype(np.float64) - self.ood_stats["mean"]
         return np.sqrt(np.einsum("ij,jk,ik->i", centred, self.ood_stats["precision"], centred).clip(0))
 
