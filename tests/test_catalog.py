@@ -208,6 +208,8 @@ def test_cli_mistakes_get_one_line_errors(model_dir: Path, tmp_path: Path, capsy
     sf.write(tmp_path / "x.wav", tone(440.0, 16000, 1.0), 16000)
     assert main(["tag", str(tmp_path), "--db", str(tmp_path / "c.db"), "--address", "auto"]) == 2
     assert "--address is for --engine ray" in capsys.readouterr().err
+    assert main(["tag", str(tmp_path), "--db", str(tmp_path / "c.db"), "--engine", "ray", "--workers", "0"]) == 2
+    assert "needs --workers 1 or more" in capsys.readouterr().err
     assert main(["similar", str(tmp_path / "x.wav"), "--db", str(tmp_path / "none.db")]) == 2
     assert "no such catalog" in capsys.readouterr().err
     sf.write(tmp_path / "quiet.wav", np.zeros(16000, np.float32), 16000)

@@ -308,6 +308,8 @@ def cmd_tag(args: argparse.Namespace) -> int:
     clf = Classifier.load(args.model, window=args.window, hop=args.hop, precision=args.precision)
     if args.address and args.engine != "ray":
         raise ConfigError("--address is for --engine ray")
+    if args.engine == "ray" and args.workers == 0:
+        raise ConfigError("--engine ray needs --workers 1 or more (model actors)")
     counts = tag_library(args.roots, args.db, clf, workers=args.workers, engine=args.engine, address=args.address)
     print(f"{counts['found']} files: {counts['tagged']} tagged, {counts['failed']} unreadable (reasons in the "
           f"catalog), {counts['skipped']} unchanged since the last run; {counts['seconds']:.1f} s")
