@@ -70,8 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train one model per test fold on the other folds with a fixed schedule, then score each on "
                     "its held-out fold (see `soundtag evaluate`). With --full, train one model on every clip "
                     "(the model you ship).",
-        epilog="Overrides are section.key=value, sections audio, frontend, model and train; e.g.\n"
-               "  soundtag train --out runs/short train.epochs=30 train.mixup_alpha=0\n"
+        epilog="Overrides are section.key=value, sections audio, frontend, model, train and augment; e.g.\n"
+               "  soundtag train --out runs/short train.epochs=30 augment.reverb=0\n"
                "  soundtag train --data my_sounds/ --out runs/mine     # a folder per class, or a CSV\n"
                "An interrupted run continues with `soundtag train --out runs/NAME --resume`.")
     p.add_argument("--data", default="data/ESC-50",

@@ -10,12 +10,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from soundtag.audio import AudioConfig
+from soundtag.augment import AugmentConfig
 from soundtag.features import FrontendConfig
 from soundtag.model import ModelConfig
 
 
 class ConfigError(ValueError):
-    """An unknown key, a value of the wrong type, or an unreadable config file."""
+    """An unknown key, a value of the wrong type or out of range, or an unreadable config file."""
 
 
 @dataclass(frozen=True)
@@ -27,13 +28,6 @@ class TrainConfig:
     lr: float = 3e-3
     weight_decay: float = 0.05
     warmup_epochs: int = 5
-    label_smoothing: float = 0.1
-    mixup_alpha: float = 0.5  # Beta(a, a) mixing weight; 0 turns mixup off
-    time_shift: bool = True  # random circular shift along time
-    freq_masks: int = 2  # SpecAugment masks per clip and their largest widths
-    freq_mask_width: int = 8
-    time_masks: int = 2
-    time_mask_width: int = 50
     amp: bool = True  # bf16 autocast on CPU and bf16 GPUs, fp16 elsewhere; False trains in fp32
     val_fold: int | None = None  # a training fold held out to watch generalisation; never the test fold
     seed: int = 0
@@ -45,6 +39,7 @@ class RunConfig:
     frontend: FrontendConfig = field(default_factory=FrontendConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -54,6 +49,8 @@ PRESETS: dict[str, dict[str, str]] = {
     "default": {},
     "long": {"train.epochs": "600", "train.lr": "2e-3", "train.warmup_epochs": "10"},
     "smoke": {"train.epochs": "2", "model.channels": "8,16", "model.convs_per_block": "1,1"},
+    "clean": {"augment.mix": "0", "augment.context": "0", "augment.reverb": "0", "augment.noise": "0",
+              "augment.eq": "0", "augment.band_limit": "0", "augment.quiet": "0", "augment.background_only": "0"},
 }
 
 
@@ -95,7 +92,10 @@ def apply_overrides(config: RunConfig, items: list[str]) -> RunConfig:
         hints = typing.get_type_hints(type(sections[section]))
         if name not in hints:
             raise ConfigError(f"unknown key {key!r}; {section} has {', '.join(hints)}")
-        sections[section] = dataclasses.replace(sections[section], **{name: _coerce(raw, hints[name], key)})
+        try:
+            sections[section] = dataclasses.replace(sections[section], **{name: _coerce(raw, hints[name], key)})
+        except ValueError as err:  # a range check in the section's __post_init__
+            raise ConfigError(f"{key}={raw}: {err}") from None
     return RunConfig(**sections)
 
 

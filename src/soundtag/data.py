@@ -204,7 +204,7 @@ def _unpack_esc50(archive: Path, root: Path) -> None:
 
 def cache_key(dataset: Dataset, audio: AudioConfig, frontend: FrontendConfig) -> str:
     """Hash of the configs and every file's name, size and mtime: any change gives a new key."""
-    h = hashlib.sha256(json.dumps([asdict(audio), asdict(frontend)], sort_keys=True).encode())
+    h = hashlib.sha256(json.dumps(["mel power", asdict(audio), asdict(frontend)], sort_keys=True).encode())
     for p in dataset.paths:
         st = p.stat()
         h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
@@ -213,7 +213,8 @@ def cache_key(dataset: Dataset, audio: AudioConfig, frontend: FrontendConfig) ->
 
 def build_features(dataset: Dataset, audio: AudioConfig, frontend: FrontendConfig,
                    cache_dir: str | Path | None = None, workers: int | None = None) -> np.ndarray:
-    """Log-mels `(clips, n_mels, frames)` for the whole dataset, computed once and cached as .npy."""
+    """Mel power `(clips, n_mels, frames)` for the whole dataset (before the log, so that training can mix clips
+    and apply recording conditions where sounds add; `LogMel.compress` gives the log-mels), cached as .npy."""
     if audio.sample_rate != frontend.sample_rate:
         raise ValueError(f"audio rate {audio.sample_rate} Hz differs from frontend rate {frontend.sample_rate} Hz")
     cache = None
@@ -262,5 +263,5 @@ def _chunk_features(job: tuple[list[Path], AudioConfig, FrontendConfig]) -> tupl
             errors.append(str(err))
             waves.append(np.zeros(audio.num_samples, np.float32))
     with torch.inference_mode():
-        feats = LogMel(frontend)(torch.from_numpy(np.stack(waves))).numpy()
+        feats = LogMel(frontend).power_mel(torch.from_numpy(np.stack(waves))).numpy()
     return feats, errors

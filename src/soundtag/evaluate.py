@@ -13,6 +13,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precisio
 
 from soundtag.config import from_dict
 from soundtag.data import build_features, load_dataset
+from soundtag.features import LogMel
 from soundtag.model import load_model, predict_logits
 
 PROTOCOL = ("Cross-validation over the dataset's folds (for ESC-50, its 5 official folds): for each test fold, one "
@@ -32,7 +33,8 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None) -> dict:
     data = Path(data or info.get("data", "data/ESC-50"))
     dataset = load_dataset(data)
     cache = data if data.is_dir() else data.parent
-    feats = torch.from_numpy(build_features(dataset, config.audio, config.frontend, cache / ".soundtag-cache"))
+    power = torch.from_numpy(build_features(dataset, config.audio, config.frontend, cache / ".soundtag-cache"))
+    mels = LogMel(config.frontend).compress(power)
     fold_dirs = sorted(run_dir.glob("fold*/model.safetensors"))
     if not fold_dirs:
         raise FileNotFoundError(f"{run_dir}: no trained folds (fold*/model.safetensors); has training finished?")
@@ -41,7 +43,8 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None) -> dict:
     for weights in fold_dirs:
         k = int(weights.parent.name.removeprefix("fold"))
         _, test_idx = dataset.split(k)
-        probs = predict_logits(load_model(weights.parent).model, feats[test_idx]).softmax(1).numpy()
+        model = load_model(weights.parent).model
+        probs = model.scores(predict_logits(model, mels[test_idx])).numpy()
         pred, true = probs.argmax(1), dataset.labels[test_idx]
         folds[k] = {"accuracy": accuracy_score(true, pred), "macro_f1": f1_score(true, pred, average="macro"),
                     "clips": len(test_idx), "train_seconds": _train_seconds(weights.parent)}

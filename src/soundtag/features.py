@@ -101,7 +101,11 @@ class LogMel(nn.Module):
         return mel.reshape(*batch_shape, c.n_mels, -1)
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        db = 10.0 * torch.log10(self.power_mel(wave).clamp_min(1e-10))
+        return self.compress(self.power_mel(wave))
+
+    def compress(self, power: torch.Tensor) -> torch.Tensor:
+        """Mel power `(..., n_mels, frames)` -> dB, floored `top_db` below the clip's peak, normalised per clip."""
+        db = 10.0 * torch.log10(power.clamp_min(1e-10))
         db = torch.maximum(db, db.amax(dim=(-2, -1), keepdim=True) - self.config.top_db)
         if self.config.normalize:
             centred = db - _mean(db)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from soundtag.audio import AudioConfig
 from soundtag.features import FrontendConfig, LogMel
 
+OUTPUTS = ("sigmoid", "softmax")
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -25,6 +28,11 @@ class ModelConfig:
     channels: tuple[int, ...] = (16, 32, 64, 128, 256)
     convs_per_block: tuple[int, ...] = (1, 1, 1, 2, 2)
     dropout: float = 0.3
+    output: str = "sigmoid"  # independent per-class scores (multi-label); "softmax" for one class per clip
+
+    def __post_init__(self) -> None:
+        if self.output not in OUTPUTS:
+            raise ValueError(f"must be one of {', '.join(OUTPUTS)}")
 
 
 def conv_bn_relu(c_in: int, c_out: int) -> nn.Sequential:
@@ -50,6 +58,8 @@ class SoundCNN(nn.Module):
         self.blocks = nn.Sequential(*blocks)
         self.dropout = nn.Dropout(config.dropout)
         self.head = nn.Linear(c_in, config.n_classes)
+        if config.output == "sigmoid":  # start every score near 1 / classes, the share of positives (Lin et al.)
+            nn.init.constant_(self.head.bias, -math.log(config.n_classes - 1) if config.n_classes > 1 else 0.0)
 
     def embed(self, mels: torch.Tensor) -> torch.Tensor:
         """The pooled penultimate vector `(batch, channels[-1])`, for similarity search."""
@@ -57,6 +67,10 @@ class SoundCNN(nn.Module):
 
     def forward(self, mels: torch.Tensor) -> torch.Tensor:
         return self.head(self.dropout(self.embed(mels)))
+
+    def scores(self, logits: torch.Tensor) -> torch.Tensor:
+        """Logits -> scores in [0, 1]: per-class probabilities (sigmoid) or a distribution over classes."""
+        return logits.sigmoid() if self.config.output == "sigmoid" else logits.softmax(-1)
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -117,7 +131,7 @@ def fold_batchnorm(model: SoundCNN) -> SoundCNN:
 
 
 class Pipeline(nn.Module):
-    """Waveforms `(batch, samples)` at the model's rate -> (probabilities `(batch, classes)`, embeddings).
+    """Waveforms `(batch, samples)` at the model's rate -> (scores `(batch, classes)`, embeddings).
     Inference only: the network's BatchNorms are folded into its convolutions. `dft_as_conv` is for ONNX export
     (see `LogMel`)."""
 
@@ -128,7 +142,7 @@ class Pipeline(nn.Module):
 
     def forward(self, wave: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         embedding = self.model.embed(self.frontend(wave))
-        return self.model.head(embedding).softmax(-1), embedding
+        return self.model.scores(self.model.head(embedding)), embedding
 
 
 def describe(bundle: ModelBundle) -> dict:
@@ -156,7 +170,8 @@ def load_model(directory: str | Path) -> ModelBundle:
     meta = json.loads((directory / "model.json").read_text())
     m = meta["model"]
     config = ModelConfig(n_classes=m["n_classes"], channels=tuple(m["channels"]),
-                         convs_per_block=tuple(m["convs_per_block"]), dropout=m["dropout"])
+                         convs_per_block=tuple(m["convs_per_block"]), dropout=m["dropout"],
+                         output=m.get("output", "softmax"))  # models before 0.2 were single-label
     model = SoundCNN(config)
     model.load_state_dict(load_file(directory / "model.safetensors"))
     model.eval()

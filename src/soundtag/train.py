@@ -1,4 +1,5 @@
-"""Training: a fixed schedule per fold on cached log-mels, mixup and SpecAugment, a checkpoint every epoch.
+"""Training: a fixed schedule per fold on cached mel power, realistic mixtures and recording conditions made per
+batch (`soundtag.augment`), multi-label targets, a checkpoint every epoch.
 
 Runs on CPU (bf16 autocast, channels_last), on a CUDA GPU (AMP), and under `torchrun` (DistributedDataParallel,
 each process takes a shard of every epoch). An interrupted run resumes from its last epoch to the same result.
@@ -22,29 +23,13 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from soundtag.config import ConfigError, RunConfig, TrainConfig
+from soundtag.augment import Augmenter
+from soundtag.config import ConfigError, RunConfig
 from soundtag.data import Dataset, build_features, load_dataset
+from soundtag.features import LogMel
 from soundtag.model import ModelBundle, SoundCNN, predict_logits, save_model
 
 LOG_FIELDS = ("epoch", "lr", "train_loss", "val_loss", "val_acc", "seconds")
-
-
-def augment(x: torch.Tensor, cfg: TrainConfig, rng: np.random.Generator) -> torch.Tensor:
-    """Random circular time shift and SpecAugment masks on a batch `(batch, mels, frames)`, all items at once."""
-    b, n_mels, frames = x.shape
-    if cfg.time_shift:
-        shift = torch.from_numpy(rng.integers(0, frames, (b, 1, 1))).to(x.device)
-        index = (torch.arange(frames, device=x.device).view(1, 1, frames) + shift) % frames
-        x = x.gather(2, index.expand(b, n_mels, frames))
-    for dim, count, width in ((1, cfg.freq_masks, cfg.freq_mask_width), (2, cfg.time_masks, cfg.time_mask_width)):
-        size = x.shape[dim]
-        for _ in range(count):
-            w = rng.integers(0, min(width, size) + 1, (b, 1))
-            start = torch.from_numpy((rng.random((b, 1)) * (size - w + 1)).astype(np.int64)).to(x.device)
-            pos = torch.arange(size, device=x.device).view(1, size)
-            hit = (pos >= start) & (pos < start + torch.from_numpy(w).to(x.device))
-            x = x.masked_fill(hit.unsqueeze(2) if dim == 1 else hit.unsqueeze(1), 0.0)
-    return x
 
 
 def lr_at(step: int, total: int, warmup: int, peak: float) -> float:
@@ -71,9 +56,20 @@ def _distributed() -> tuple[int, int]:
     return (dist.get_rank(), world) if world > 1 else (0, 1)
 
 
-def train_fold(cfg: RunConfig, feats: torch.Tensor, labels: torch.Tensor, train_idx: np.ndarray,
+def loss_fn(logits: torch.Tensor, target: torch.Tensor, output: str) -> torch.Tensor:
+    """Binary cross-entropy per class for sigmoid scores; for softmax, cross-entropy with the targets made a
+    distribution (examples without any target, background only, are left out)."""
+    if output == "sigmoid":
+        return F.binary_cross_entropy_with_logits(logits, target)
+    mass = target.sum(1)
+    keep = mass > 0
+    return F.cross_entropy(logits[keep], target[keep] / mass[keep, None])
+
+
+def train_fold(cfg: RunConfig, power: torch.Tensor, labels: torch.Tensor, train_idx: np.ndarray,
                val_idx: np.ndarray, out: Path, name: str) -> SoundCNN:
-    """Train one model on `train_idx`, checkpointing to `out/checkpoint.pt` after every epoch."""
+    """Train one model on the clips `train_idx` of `power` (mel power `(clips, n_mels, frames)`), checkpointing to
+    `out/checkpoint.pt` after every epoch; `val_idx` clips are scored clean after each epoch."""
     t = cfg.train
     device, amp_dtype = pick_device()
     rank, world = _distributed()
@@ -85,6 +81,9 @@ def train_fold(cfg: RunConfig, feats: torch.Tensor, labels: torch.Tensor, train_
                              {"params": no_decay, "weight_decay": 0.0}], lr=t.lr)
     scaler = torch.amp.GradScaler(enabled=t.amp and amp_dtype == torch.float16)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    frontend = LogMel(cfg.frontend)
+    augmenter = Augmenter(cfg.augment, frontend, power, labels, train_idx, cfg.model.n_classes, cfg.audio.num_samples)
+    val_mels = frontend.compress(power[val_idx])
     start, log = 0, []
     ckpt = out / "checkpoint.pt"
     if ckpt.exists():
@@ -108,16 +107,10 @@ def train_fold(cfg: RunConfig, feats: torch.Tensor, labels: torch.Tensor, train_
             lr = lr_at(epoch * steps_per_epoch + step, total, warmup, t.lr)
             for group in opt.param_groups:
                 group["lr"] = lr
-            idx = torch.from_numpy(order[step * per_rank:(step + 1) * per_rank])
-            x, y = augment(feats[idx].to(device), t, rng), labels[idx].to(device)
-            lam = float(rng.beta(t.mixup_alpha, t.mixup_alpha)) if t.mixup_alpha > 0 else 1.0
-            perm = torch.from_numpy(rng.permutation(len(idx))).to(device)
-            x = lam * x + (1 - lam) * x[perm]
+            x, y = augmenter(order[step * per_rank:(step + 1) * per_rank], rng)
             with torch.autocast(device.type, amp_dtype, enabled=t.amp):
-                logits = ddp(x)
-            logits = logits.float()
-            loss = (lam * F.cross_entropy(logits, y, label_smoothing=t.label_smoothing)
-                    + (1 - lam) * F.cross_entropy(logits, y[perm], label_smoothing=t.label_smoothing))
+                logits = ddp(x.to(device))
+            loss = loss_fn(logits.float(), y.to(device), cfg.model.output)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(opt)
@@ -125,8 +118,9 @@ def train_fold(cfg: RunConfig, feats: torch.Tensor, labels: torch.Tensor, train_
             losses.append(loss.item())
         row = {"epoch": epoch + 1, "lr": lr, "train_loss": float(np.mean(losses)), "val_loss": "", "val_acc": ""}
         if len(val_idx):
-            val_logits = predict_logits(model, feats[val_idx])
-            row["val_loss"] = F.cross_entropy(val_logits, labels[val_idx]).item()
+            val_logits = predict_logits(model, val_mels)
+            val_target = F.one_hot(labels[val_idx], cfg.model.n_classes).float()
+            row["val_loss"] = loss_fn(val_logits, val_target, cfg.model.output).item()
             row["val_acc"] = (val_logits.argmax(1) == labels[val_idx]).float().mean().item()
         row["seconds"] = time.perf_counter() - began
         log.append(row)
@@ -171,7 +165,7 @@ def run(cfg: RunConfig, data: str | Path, out: str | Path, folds: list[int] | No
     if rank == 0:
         _write_run_files(out, cfg, data)
     cache = Path(data) if Path(data).is_dir() else Path(data).parent
-    feats = torch.from_numpy(build_features(dataset, cfg.audio, cfg.frontend, cache / ".soundtag-cache"))
+    power = torch.from_numpy(build_features(dataset, cfg.audio, cfg.frontend, cache / ".soundtag-cache"))
     labels = torch.from_numpy(dataset.labels)
     everything = np.arange(len(dataset))
     plan = [("full", everything, np.array([], dtype=int))] if full else [
@@ -185,7 +179,7 @@ def run(cfg: RunConfig, data: str | Path, out: str | Path, folds: list[int] | No
         if cfg.train.val_fold is not None:
             val_idx = np.intersect1d(train_idx, np.flatnonzero(dataset.folds == cfg.train.val_fold))
             train_idx = np.setdiff1d(train_idx, val_idx)
-        model = train_fold(cfg, feats, labels, train_idx, val_idx, fold_dir, name)
+        model = train_fold(cfg, power, labels, train_idx, val_idx, fold_dir, name)
         if rank == 0:
             save_model(fold_dir, ModelBundle(model.cpu(), dataset.classes, cfg.audio, cfg.frontend))
             (fold_dir / "checkpoint.pt").unlink(missing_ok=True)
