@@ -7,10 +7,16 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import numpy as np
 import torch
+from tqdm import tqdm
+
+from soundtag.audio import load_clip
+from soundtag.data import Dataset, load_dataset
+from soundtag.infer import Classifier
 
 RESULTS = Path(__file__).resolve().parent.parent / "results" / "bench"
 
@@ -42,3 +48,21 @@ def report(name: str, rows: list[dict], notes: str) -> Path:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def load_waves(data: str | Path) -> tuple[Dataset, np.ndarray]:
+    """The dataset and all its clips as model-ready waves `(clips, samples)` at 32 kHz."""
+    dataset = load_dataset(data)
+    return dataset, np.stack([load_clip(p) for p in tqdm(dataset.paths, desc="reading clips", unit="clip")])
+
+
+def held_out_classifiers(cv: str | Path, folds: np.ndarray, only: list[int] | None = None, **kwargs: object
+                         ) -> Iterator[tuple[int, Classifier, np.ndarray]]:
+    """For each trained fold k of the cross-validation run `cv` (those in `only`, when given): k, its model as a
+    Classifier, and the mask of its held-out clips (the only ones it may score)."""
+    found = {int(w.parent.name.removeprefix("fold")): w.parent for w in Path(cv).glob("fold*/model.safetensors")}
+    missing = sorted(set(only or []) - set(found))
+    if not found or missing:
+        raise SystemExit(f"{cv}: no fold models (fold*/model.safetensors) for folds {missing or 'any'}")
+    for k in sorted(only or found):
+        yield k, Classifier.load(found[k], **kwargs), folds == k

@@ -55,7 +55,7 @@ def real_esc50() -> Path:
     return root
 
 
-TINY = ["audio.duration=1.0", "train.batch_size=8", "train.warmup_epochs=1", "train.time_mask_width=10"]
+TINY = ["audio.duration=1.0", "train.batch_size=8", "train.warmup_epochs=1", "augment.time_mask_width=10"]
 
 
 @pytest.fixture(scope="session")

@@ -1,3 +1,5 @@
+import itertools
+import json
 import os
 import shutil
 import signal
@@ -5,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -23,8 +26,9 @@ CLASSES = ["bell", "hum", "rain"]
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained model scores each class near 1/3: with a threshold of 0.05 every sound is an event."""
     out = tmp_path_factory.mktemp("model")
-    save_model(out, tiny_bundle(CLASSES))
+    save_model(out, replace(tiny_bundle(CLASSES), threshold=0.05))
     return out
 
 
@@ -126,20 +130,29 @@ def test_killed_run_resumes_to_the_same_catalog(clf: Classifier, model_dir: Path
     assert snapshot(tmp_path / "cut.db") == snapshot(tmp_path / "whole.db")
 
 
-def test_search_and_export(clf: Classifier, tmp_path: Path) -> None:
+def test_events_are_stored_searched_and_exported(clf: Classifier, tmp_path: Path) -> None:
     make_library(tmp_path / "lib")
     db = tmp_path / "cat.db"
     tag_library([tmp_path / "lib"], db, clf, workers=1)
-    _, windows = snapshot(db)
-    label = next(w[3] for w in windows if w[2] > 8.0)  # a label some late window has
-    hits = search(db, label, min_score=0.0)
-    assert hits and all(h["score"] >= hits[-1]["score"] for h in hits)
-    assert len(hits) == sum(w[3] == label for w in windows)
-    late = search(db, label, min_score=0.0, between=(8.0, 20.0))
-    assert late and all(h["end"] > 8.0 for h in late)
+    long = tmp_path / "lib" / "a" / "b" / "long.flac"
+    with sqlite3.connect(db) as conn:
+        stored = conn.execute("SELECT e.label, e.start_s, e.end_s, e.score FROM events e JOIN assets a "
+                              "ON a.id = e.asset_id WHERE a.path = ? ORDER BY e.label", (str(long),)).fetchall()
+        counted = dict(conn.execute("SELECT label, COUNT(*) FROM events GROUP BY label").fetchall())
+    expected = sorted(clf.analyze(long).events, key=lambda e: e["label"])
+    assert [(label, start, end) for label, start, end, _ in stored] == [(c, 0.0, 12.0) for c in CLASSES]
+    np.testing.assert_allclose([row[3] for row in stored], [e["score"] for e in expected], rtol=1e-6)
+    hits = search(db, CLASSES[0], min_score=0.0)
+    assert len(hits) == counted[CLASSES[0]] and all(a["score"] >= b["score"] for a, b in itertools.pairwise(hits))
+    late = search(db, CLASSES[0], min_score=0.0, between=(8.0, 20.0))
+    assert [Path(h["path"]).name for h in late] == ["long.flac"]  # the only file that lasts past 8 s
+    assert search(db, CLASSES[0], min_score=1.1) == []
     for fmt in ("csv", "jsonl", "parquet"):
         assert export(db, tmp_path / f"out.{fmt}", fmt) == len(snapshot(db)[0])
-    assert "error" in (tmp_path / "out.jsonl").read_text()
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert next(r for r in rows if r["path"] == str(long))["events"][0]["end"] == 12.0
+    assert any(r["error"] for r in rows)
+    assert f"{CLASSES[0]}@0.00-12.00:" in (tmp_path / "out.csv").read_text()
 
 
 def test_cli_tag_search_export(model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

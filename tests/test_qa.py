@@ -1,4 +1,5 @@
 import csv
+import json
 import shutil
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from soundtag.catalog import tag_library
 from soundtag.cli import main
 from soundtag.data import load_dataset
 from soundtag.infer import Classifier
-from soundtag.model import save_model
+from soundtag.model import load_model, save_model
 from soundtag.qa import QAConfig, QAError, check_catalog, expected_labels, out_of_fold, read_rules
 
 EXAMPLES = REPO / "examples"
@@ -112,12 +113,18 @@ def test_calibrate_sets_the_threshold_from_held_out_folds(tone_dataset: Path, tm
         save_model(tmp_path / "cv" / f"fold{k}", tiny_bundle(dataset.classes))
     save_model(tmp_path / "full", tiny_bundle(dataset.classes))
     args = ["calibrate", "--data", str(tone_dataset), "--cv", str(tmp_path / "cv"), "--model", str(tmp_path / "full")]
+    assert main([*args, "--quantile", "90"]) == 2  # the run has not been evaluated: no decision threshold yet
+    assert "run `soundtag evaluate" in capsys.readouterr().err
+    (tmp_path / "cv" / "summary.json").write_text(json.dumps({"threshold": 0.37}))
     assert main([*args, "--quantile", "90"]) == 0
-    assert "unfamiliar above distance" in capsys.readouterr().out
+    assert "present from score 0.37; unfamiliar above distance" in capsys.readouterr().out
+    assert load_model(tmp_path / "full").threshold == 0.37
     held_out = np.concatenate([d for _, d in out_of_fold(tone_dataset, tmp_path / "cv")])
     assert len(held_out) == len(dataset)
     clf = Classifier.load(tmp_path / "full")
     assert float(clf.ood_stats["threshold"]) == pytest.approx(np.percentile(held_out, 90), rel=1e-5)
     assert main([*args, "--quantile", "100"]) == 2
+    (tmp_path / "nowhere").mkdir()
+    (tmp_path / "nowhere" / "summary.json").write_text(json.dumps({"threshold": 0.37}))
     assert main([*args[:3], "--cv", str(tmp_path / "nowhere"), *args[5:]]) == 2
-    assert "missing" in capsys.readouterr().err
+    assert "no fold models" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""The web app: upload or record a clip and see its tags, spectrogram and timeline; tag the microphone live; and,
+"""The web app: upload or record a clip and see its tags and its events over time; tag the microphone live; and,
 given a catalog, search it by tag or by a sound.
 
 Runs offline with the shipped model. `soundtag app` serves it; the repo's `app.py` is the Hugging Face Spaces entry.
@@ -12,37 +12,19 @@ from time import monotonic
 
 import gradio as gr
 import numpy as np
-import torch
 from matplotlib.figure import Figure
 
 from soundtag.audio import AudioError, load
 from soundtag.catalog import search, similar
 from soundtag.features import LogMel
 from soundtag.infer import Classifier, limit_arenas, release_freed_memory
+from soundtag.timeline import timeline_figure
 
 MAX_SECONDS = 600  # longer uploads are refused with a message, before any tagging
 MAX_FILE_SIZE = "50mb"
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 LIVE_EVERY = 1.0  # seconds between live classifications
 MAX_ROWS = 500  # search results shown
-
-
-def spectrogram_figure(frontend: LogMel, wave: np.ndarray, max_seconds: float = 60.0) -> Figure:
-    """The log-mel of the first `max_seconds`, time in seconds across, mel bands up.
-
-    Returned as a figure (sent inline), not an image file: identical uploads would otherwise share one cached file
-    that concurrent requests rewrite while it is being served."""
-    c = frontend.config
-    wave = wave[: int(max_seconds * c.sample_rate)]
-    with torch.inference_mode():
-        mel = frontend(torch.from_numpy(wave)).numpy()
-    fig = Figure(figsize=(8, 2.6))
-    ax = fig.subplots()
-    ax.imshow(mel, origin="lower", aspect="auto", cmap="magma",
-              extent=(0, mel.shape[1] * c.hop_length / c.sample_rate, 0, c.n_mels))
-    ax.set(xlabel="seconds", ylabel="mel band")
-    fig.tight_layout()
-    return fig
 
 
 class Tagger:
@@ -73,11 +55,11 @@ class Tagger:
             release_freed_memory()
 
     def _tag(self, wave: np.ndarray) -> tuple[dict, Figure, list[list]]:
+        """Tags (presence scores), the timeline picture and the events as rows (start s, end s, sound, peak)."""
         result = self.clf.analyze(wave, self.clf.sample_rate)
         label = {t["label"]: t["score"] for t in result.tags}
-        timeline = [[f"{w.start:.1f}", f"{w.end:.1f}", w.tags[0]["label"], round(w.tags[0]["score"], 3)]
-                    for w in result.windows]
-        return label, spectrogram_figure(self.frontend, wave), timeline
+        events = [[f"{e['start']:.1f}", f"{e['end']:.1f}", e["label"], round(e["score"], 3)] for e in result.events]
+        return label, timeline_figure(self.frontend, wave, result.events), events
 
     def live(self, chunk: tuple[int, np.ndarray] | None, state: dict | None) -> tuple[dict | None, dict]:
         """Append a microphone chunk to a rolling window; classify it at most once every LIVE_EVERY seconds."""
@@ -120,8 +102,10 @@ def build_app(clf: Classifier, examples: list[str] | None = None, db: str | Path
         examples = sorted(str(p) for p in EXAMPLES.glob("*.flac"))
     with gr.Blocks(title="soundtag") as demo:
         gr.Markdown("# soundtag\nUpload or record a sound and get its tags: "
-                    f"{len(clf.classes)} environmental sound classes from ESC-50. Audio longer than "
-                    f"{clf.window:g} s is tagged in windows every {clf.hop:g} s (up to {MAX_SECONDS} s).")
+                    f"{len(clf.classes)} environmental sound classes from ESC-50. Each sound gets its own score "
+                    "(several can be present at once); audio longer than "
+                    f"{clf.window:g} s is scored in windows every {clf.hop:g} s (up to {MAX_SECONDS} s), and a "
+                    f"sound is an event where it scores at least {clf.threshold:.2f}.")
         with gr.Tab("Tag a clip"):
             with gr.Row():
                 with gr.Column():
@@ -130,9 +114,9 @@ def build_app(clf: Classifier, examples: list[str] | None = None, db: str | Path
                     if examples:
                         gr.Examples(examples, inputs=audio, label="Examples (ESC-10, CC BY; see examples/README.md)")
                 with gr.Column():
-                    label = gr.Label(num_top_classes=5, label="Top tags")
-                    image = gr.Plot(label="Log-mel spectrogram")
-                    timeline = gr.Dataframe(headers=["start s", "end s", "tag", "score"], label="Timeline",
+                    label = gr.Label(num_top_classes=5, label="Sounds in the clip (each scored on its own)")
+                    image = gr.Plot(label="Spectrogram and events")
+                    timeline = gr.Dataframe(headers=["start s", "end s", "sound", "peak score"], label="Events",
                                             interactive=False)
             button.click(tagger.tag, audio, [label, image, timeline], api_name="predict")
         with gr.Tab("Live"):
@@ -153,13 +137,13 @@ def catalog_tab(tagger: Tagger) -> None:
         gr.Markdown("Start the app with `soundtag app --db catalog.db` (a catalog made by `soundtag tag`) to "
                     "search it here by tag or by sound.")
         return
-    gr.Markdown(f"Catalog `{tagger.db}`: windows tagged with a sound (best first, up to {MAX_ROWS}), or the files "
-                "that sound most like a clip you upload or record.")
+    gr.Markdown(f"Catalog `{tagger.db}`: where a sound happens (its events, best first, up to {MAX_ROWS}), or the "
+                "files that sound most like a clip you upload or record.")
     with gr.Row():
         label = gr.Dropdown(tagger.clf.classes, value=tagger.clf.classes[0], label="Sound")
         min_score = gr.Slider(0, 1, value=0.5, step=0.05, label="Minimum score")
-        find = gr.Button("Find windows", variant="primary")
-    windows = gr.Dataframe(headers=["file", "start s", "end s", "score"], interactive=False, label="Windows")
+        find = gr.Button("Find events", variant="primary")
+    windows = gr.Dataframe(headers=["file", "start s", "end s", "peak score"], interactive=False, label="Events")
     find.click(tagger.search, [label, min_score], windows, api_name="search")
     with gr.Row():
         query = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Sounds like")

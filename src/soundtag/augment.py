@@ -126,7 +126,7 @@ class Augmenter:
             pick = rng.choice(self.pool, n)
             partner = _roll(self.power[pick], rng.integers(0, x.shape[-1], n))
             db = first + torch.from_numpy(rng.uniform(-self.cfg.mix_db, self.cfg.mix_db, n)).float()
-            gain = torch.where(present, 10 ** ((db - _level_db(partner)) / 10), 0.0)
+            gain = torch.where(present, 10 ** ((db - _level_db(partner)) / 10), 0.0)  # relative to the first clip
             x[rows] += gain[:, None, None] * partner
             onehot = torch.zeros(n, self.n_classes)
             onehot[torch.arange(n), self.labels[pick]] = 1.0
@@ -206,6 +206,13 @@ class Augmenter:
     def dbfs(self, x: torch.Tensor) -> torch.Tensor:
         """Level `(batch,)` in dB relative to a full-scale white noise (RMS 1), from mel power."""
         return _level_db(x) - self.full_scale
+
+
+def mix_at(first: torch.Tensor, second: torch.Tensor, db: torch.Tensor) -> torch.Tensor:
+    """Mel power `(batch, mels, frames)` of `first` plus `second` with its whole-clip level `db` `(batch,)` dB
+    relative to `first`'s (-inf adds nothing)."""
+    gain = 10 ** ((_level_db(first) + db - _level_db(second)) / 10)
+    return first + gain[:, None, None] * second
 
 
 def fft_hz(frontend: LogMel) -> torch.Tensor:

@@ -39,10 +39,17 @@ CREATE TABLE IF NOT EXISTS window_tags (
     start_s REAL, end_s REAL, label TEXT, score REAL);
 CREATE TABLE IF NOT EXISTS file_tags (
     asset_id INTEGER NOT NULL REFERENCES assets(id) ON DELETE CASCADE, label TEXT, score REAL, rank INTEGER);
+CREATE TABLE IF NOT EXISTS windows (
+    asset_id INTEGER NOT NULL REFERENCES assets(id) ON DELETE CASCADE, start_s REAL, end_s REAL, silent INTEGER,
+    ood REAL);
+CREATE TABLE IF NOT EXISTS events (
+    asset_id INTEGER NOT NULL REFERENCES assets(id) ON DELETE CASCADE, label TEXT, start_s REAL, end_s REAL,
+    score REAL);
 CREATE TABLE IF NOT EXISTS embeddings (
     asset_id INTEGER PRIMARY KEY REFERENCES assets(id) ON DELETE CASCADE, vector BLOB);
 CREATE INDEX IF NOT EXISTS window_tags_label ON window_tags(label, score);
 CREATE INDEX IF NOT EXISTS file_tags_label ON file_tags(label, score);
+CREATE INDEX IF NOT EXISTS events_label ON events(label, score);
 """
 
 
@@ -192,7 +199,8 @@ def _ray_batches(paths: list[Path], clf: Classifier, actors: int, batch_files: i
             _RayTagger, batch_size=batch_files, concurrency=actors, num_cpus=1,
             fn_constructor_kwargs={"bundle": clf.bundle, "top_k": top_k, "settings": {
                 "window": clf.window, "hop": clf.hop, "precision": clf.precision, "ood_stats": clf.ood_stats,
-                "silence_dbfs": clf.silence_dbfs, "device": "cpu"}})  # the actors ask Ray for CPUs only
+                "silence_dbfs": clf.silence_dbfs, "threshold": clf.threshold, "aggregate": clf.aggregate,
+                "device": "cpu"}})  # the actors ask Ray for CPUs only
         for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
             yield [pickle.loads(r) for r in batch["result"]]
     finally:
@@ -248,20 +256,26 @@ def _write(conn: sqlite3.Connection, path: Path, info: dict, result: Analysis | 
                      [(asset, w.start, w.end, t["label"], t["score"]) for w in result.windows for t in w.tags])
     conn.executemany("INSERT INTO file_tags VALUES (?, ?, ?, ?)",
                      [(asset, t["label"], t["score"], rank) for rank, t in enumerate(result.tags, 1)])
+    conn.executemany("INSERT INTO windows VALUES (?, ?, ?, ?, ?)",
+                     [(asset, w.start, w.end, w.silent, None if np.isnan(d) else float(d))
+                      for w, d in zip(result.windows, result.window_ood)])
+    conn.executemany("INSERT INTO events VALUES (?, ?, ?, ?, ?)",
+                     [(asset, e["label"], e["start"], e["end"], e["score"]) for e in result.events])
     conn.execute("INSERT INTO embeddings VALUES (?, ?)", (asset, result.embedding.astype(np.float32).tobytes()))
 
 
 def search(db: str | Path, label: str, min_score: float = 0.5,
            between: tuple[float, float] | None = None) -> list[dict]:
-    """Windows tagged `label` with at least `min_score`, optionally only those overlapping [start, end] seconds."""
-    sql = ("SELECT a.path, w.start_s, w.end_s, w.score FROM window_tags w JOIN assets a ON a.id = w.asset_id "
-           "WHERE w.label = ? AND w.score >= ?")
+    """Events of `label` whose peak score is at least `min_score` (events exist where a sound reached the model's
+    threshold when the file was tagged), optionally only those overlapping [start, end] seconds; best first."""
+    sql = ("SELECT a.path, e.start_s, e.end_s, e.score FROM events e JOIN assets a ON a.id = e.asset_id "
+           "WHERE e.label = ? AND e.score >= ?")
     args: list = [label, min_score]
     if between is not None:
-        sql += " AND w.end_s > ? AND w.start_s < ?"
+        sql += " AND e.end_s > ? AND e.start_s < ?"
         args += list(between)
     with closing(open_catalog(db)) as conn:
-        rows = conn.execute(sql + " ORDER BY w.score DESC, a.path, w.start_s", args).fetchall()
+        rows = conn.execute(sql + " ORDER BY e.score DESC, a.path, e.start_s", args).fetchall()
     return [{"path": p, "start": s, "end": e, "score": sc} for p, s, e, sc in rows]
 
 
@@ -324,7 +338,8 @@ def _unit(vectors: np.ndarray) -> np.ndarray:
 
 
 def export(db: str | Path, out: str | Path, fmt: str) -> int:
-    """Write one row per file (path, status, duration, top tags) as csv, jsonl or parquet; returns the row count."""
+    """Write one row per file (path, status, duration, top tags, events) as csv, jsonl or parquet; returns the row
+    count. In CSV, tags read `label:score;...` and events `label@start-end:score;...` (seconds)."""
     with closing(open_catalog(db)) as conn:
         assets = conn.execute("SELECT id, path, status, error, duration, sample_rate, channels FROM assets "
                               "ORDER BY path").fetchall()
@@ -332,8 +347,12 @@ def export(db: str | Path, out: str | Path, fmt: str) -> int:
         query = "SELECT asset_id, label, score FROM file_tags ORDER BY asset_id, rank"
         for asset, label, score in conn.execute(query):
             tags.setdefault(asset, []).append({"label": label, "score": score})
+        events: dict[int, list] = {}
+        query = "SELECT asset_id, label, start_s, end_s, score FROM events ORDER BY asset_id, start_s, score DESC"
+        for asset, label, start, end, score in conn.execute(query):
+            events.setdefault(asset, []).append({"label": label, "start": start, "end": end, "score": score})
     rows = [{"path": p, "status": st, "error": err, "duration": d, "sample_rate": sr, "channels": ch,
-             "tags": tags.get(i, [])} for i, p, st, err, d, sr, ch in assets]
+             "tags": tags.get(i, []), "events": events.get(i, [])} for i, p, st, err, d, sr, ch in assets]
     out = Path(out)
     if fmt == "jsonl":
         out.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -341,8 +360,9 @@ def export(db: str | Path, out: str | Path, fmt: str) -> int:
         with out.open("w", newline="") as f:
             writer = csv.DictWriter(f, list(rows[0]) if rows else ["path"])
             writer.writeheader()
-            writer.writerows({**r, "tags": ";".join(f"{t['label']}:{t['score']:.4f}" for t in r["tags"])}
-                             for r in rows)
+            writer.writerows({**r, "tags": ";".join(f"{t['label']}:{t['score']:.4f}" for t in r["tags"]),
+                              "events": ";".join(f"{e['label']}@{e['start']:.2f}-{e['end']:.2f}:{e['score']:.4f}"
+                                                 for e in r["events"])} for r in rows)
     elif fmt == "parquet":
         try:
             import pyarrow as pa

@@ -93,10 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "predict", help="tag audio files", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Tag each FILE (any format soundfile or ffmpeg reads, any length). Audio longer than one "
-                    "window is cut into overlapping windows; each gets its own tags and the file gets their mean. "
-                    "Near-silent audio is reported as silence. A bad file is reported and the others still run; "
-                    "the exit code is 1 if any file failed.",
+        description="Tag each FILE (any format soundfile or ffmpeg reads, any length). Each sound gets its own "
+                    "score between 0 and 1 (several sounds can score high at once). Audio longer than one window "
+                    "is cut into overlapping windows: a file's score for a sound is its best window's, and its "
+                    "events (listed under the file, and in --json) are the time ranges where the sound reaches "
+                    "the model's decision threshold. Near-silent audio is reported as silence. A bad file is "
+                    "reported and the others still run; the exit code is 1 if any file failed.",
         epilog="Examples:\n"
                "  soundtag predict dog.wav rain.flac\n"
                "  soundtag predict long_take.m4a --window 2 --hop 1 --top-k 3\n"
@@ -151,14 +153,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["csv", "jsonl", "parquet"], default="csv", help="(default: %(default)s)")
     p.add_argument("--out", required=True, help="output file")
 
-    p = sub.add_parser("search", help="find windows with a tag in a catalog",
-                       description="List the windows tagged LABEL with at least --min-score, best first.",
+    p = sub.add_parser("search", help="find where a sound happens in a catalog",
+                       description="List the events of LABEL (time ranges where the sound reached the model's "
+                                   "threshold when the files were tagged) whose peak score is at least "
+                                   "--min-score, best first.",
                        epilog="Example: soundtag search --db catalog.db --label dog --min-score 0.8 --between 10 60")
     p.add_argument("--db", required=True, help="the SQLite catalog")
     p.add_argument("--label", required=True, help="a class name, e.g. dog")
     p.add_argument("--min-score", type=float, default=0.5, help="(default: %(default)s)")
     p.add_argument("--between", nargs=2, type=_seconds, metavar=("START", "END"),
-                   help="only windows overlapping this span, e.g. 10s 60s")
+                   help="only events overlapping this span, e.g. 10s 60s")
 
     p = sub.add_parser("similar", help="find the catalogued files that sound most like FILE",
                        description="Embed FILE with the model and list the K tagged files whose embeddings are "
@@ -191,18 +195,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rules", help="file of `folder: label, label` lines (the most specific folder wins)")
     p.add_argument("--csv", help="also write the flags to this CSV file")
     defaults = QAConfig()
-    p.add_argument("--unexpected-score", type=float, default=defaults.unexpected_score, help="(default: %(default)s)")
-    p.add_argument("--unsure-score", type=float, default=defaults.unsure_score, help="(default: %(default)s)")
-    p.add_argument("--max-ood", type=float, help="distance from the training audio above which a file is unfamiliar "
-                                                 "(default: the model's own threshold)")
+    p.add_argument("--unexpected-score", type=float, default=defaults.unexpected_score,
+                   help="flag an unexpected sound's event only if its peak score reaches this; events exist where a "
+                        "sound reached the model's decision threshold (default: %(default)s, every such event)")
+    p.add_argument("--unsure-score", type=float, default=defaults.unsure_score,
+                   help="flag a file where no window scores this on any sound (default: %(default)s)")
+    p.add_argument("--max-ood", type=float, help="distance from the training audio above which a window is "
+                                                 "unfamiliar (default: the model's own threshold)")
     p.add_argument("--model", help="model folder (default: the shipped ESC-50 model, or $SOUNDTAG_MODEL)")
 
     p = sub.add_parser(
-        "calibrate", help="set a model's threshold for unfamiliar audio (for `soundtag qa`)",
-        description="Fit the statistics behind `qa`'s unfamiliar-audio check for MODEL (trained with --full on "
-                    "DATA) and set its threshold from the cross-validation run CV on the same data: each fold model "
-                    "scores its held-out fold, and the threshold is the --quantile of those distances, so about "
-                    "100 - quantile %% of new files of known classes get flagged. Writes MODEL/ood.safetensors.",
+        "calibrate", help="set a model's decision threshold and its threshold for unfamiliar audio",
+        description="Calibrate MODEL (trained with --full on DATA) from the cross-validation run CV on the same "
+                    "data. Its decision threshold (a sound is present, an event, where its score reaches it) becomes "
+                    "the one CV chose out-of-fold (CV/summary.json, written by `soundtag train` and `soundtag "
+                    "evaluate`), written into MODEL/model.json. And the statistics behind `qa`'s unfamiliar-audio "
+                    "check are fitted: each fold model scores its held-out fold, and the threshold is the "
+                    "--quantile of those distances, so about 100 - quantile %% of new windows of known classes get "
+                    "flagged. Writes MODEL/ood.safetensors.",
         epilog="Example: soundtag calibrate --data my_sounds/ --cv runs/mine --model runs/mine-full/full")
     p.add_argument("--data", default="data/ESC-50", help="the dataset both runs trained on (default: %(default)s)")
     p.add_argument("--cv", required=True, help="a cross-validation run folder (with fold1/, fold2/, ...)")
@@ -329,7 +339,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     hits = search(args.db, args.label, args.min_score, tuple(args.between) if args.between else None)
     for hit in hits:
         print(f"{hit['score']:.3f}  {hit['start']:8.1f}-{hit['end']:<8.1f}  {hit['path']}")
-    print(f"{len(hits)} windows", file=sys.stderr)
+    print(f"{len(hits)} events", file=sys.stderr)
     return 0
 
 
@@ -385,16 +395,21 @@ def cmd_qa(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from soundtag.model import load_model
+    from soundtag.model import load_model, set_threshold
     from soundtag.qa import calibrate, out_of_fold
 
     if not 0 < args.quantile < 100:
         raise ConfigError(f"--quantile must be between 0 and 100, got {args.quantile}")
     load_model(args.model)  # a wrong folder fails now, not after the cross-validation models have run
+    summary = Path(args.cv) / "summary.json"
+    decision = json.loads(summary.read_text()).get("threshold") if summary.is_file() else None
+    if decision is None:
+        raise ConfigError(f"{summary}: no out-of-fold decision threshold; run `soundtag evaluate {args.cv}` first")
     held_out = np.concatenate([d for _, d in out_of_fold(args.data, args.cv)])
     threshold = calibrate(args.data, args.model, held_out, args.quantile)
-    print(f"{args.model}: unfamiliar above distance {threshold:.2f} ({100 - args.quantile:g}% of the "
-          f"{len(held_out)} held-out clips)")
+    set_threshold(args.model, decision)
+    print(f"{args.model}: a sound is present from score {decision:.2f}; unfamiliar above distance {threshold:.2f} "
+          f"({100 - args.quantile:g}% of the {len(held_out)} held-out clips)")
     return 0
 
 
@@ -409,17 +424,25 @@ def _as_record(path: str, result: object) -> dict:
     if isinstance(result, AudioError):
         return {"file": path, "error": result.reason}
     return {"file": path, "duration": round(result.duration, 3), "silent": result.silent, "tags": result.tags,
+            "events": result.events,
             "windows": [{"start": w.start, "end": round(w.end, 3), "tags": w.tags} for w in result.windows]}
 
 
 def _as_text(path: str, result: object, width: int) -> str:
-    """One table row per file (path, seconds, tags) and, for long audio, one indented row per window."""
+    """One table row per file (path, seconds, tags) and, for audio longer than one window, one indented row per
+    event (its time range, sound and peak score)."""
     if isinstance(result, AudioError):
         return f"{path:<{width}}  {'-':>7}  error: {result.reason}"
     lines = [f"{path:<{width}}  {result.duration:>7.1f}  {_tags_text(result.tags)}"]
     if len(result.windows) > 1:
-        lines += [f"{'':<{width}}  {f'{w.start:.1f}-{w.end:.1f}':>7}  {_tags_text(w.tags[:3])}" for w in result.windows]
+        lines += [f"{'':<{width}}  {_span(e)}  {e['label']} {e['score']:.2f}" for e in result.events]
+        if not result.events:
+            lines.append(f"{'':<{width}}  {'':>7}  (no sound reached the threshold in any window)")
     return "\n".join(lines)
+
+
+def _span(event: dict) -> str:
+    return f"{event['start']:>7.1f}-{event['end']:<7.1f}"
 
 
 def _tags_text(tags: list[dict]) -> str:

@@ -11,10 +11,12 @@ import torch
 from matplotlib.figure import Figure
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
+from soundtag import thresholds
+from soundtag.augment import mix_at
 from soundtag.config import from_dict
 from soundtag.data import build_features, load_dataset
 from soundtag.features import LogMel
-from soundtag.model import load_model, predict_logits
+from soundtag.model import SoundCNN, load_model, predict_logits
 
 PROTOCOL = ("Cross-validation over the dataset's folds (for ESC-50, its 5 official folds): for each test fold, one "
             "model is trained from scratch on the other folds with a fixed schedule (no early stopping, no "
@@ -34,17 +36,20 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None) -> dict:
     dataset = load_dataset(data)
     cache = data if data.is_dir() else data.parent
     power = torch.from_numpy(build_features(dataset, config.audio, config.frontend, cache / ".soundtag-cache"))
-    mels = LogMel(config.frontend).compress(power)
+    frontend = LogMel(config.frontend)
+    mels = frontend.compress(power)
     fold_dirs = sorted(run_dir.glob("fold*/model.safetensors"))
     if not fold_dirs:
         raise FileNotFoundError(f"{run_dir}: no trained folds (fold*/model.safetensors); has training finished?")
 
-    folds, y_true, y_pred, rows = {}, [], [], []
+    folds, y_true, y_pred, rows, held_out = {}, [], [], [], {}
+    rng = np.random.default_rng(thresholds.SEED)
     for weights in fold_dirs:
         k = int(weights.parent.name.removeprefix("fold"))
         _, test_idx = dataset.split(k)
         model = load_model(weights.parent).model
         probs = model.scores(predict_logits(model, mels[test_idx])).numpy()
+        held_out[k] = _held_out_scores(model, power[test_idx], dataset.labels[test_idx], probs, frontend, rng)
         pred, true = probs.argmax(1), dataset.labels[test_idx]
         folds[k] = {"accuracy": accuracy_score(true, pred), "macro_f1": f1_score(true, pred, average="macro"),
                     "clips": len(test_idx), "train_seconds": _train_seconds(weights.parent)}
@@ -55,8 +60,22 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None) -> dict:
                  for i, t, p, s in zip(test_idx, true, pred, probs.max(1))]
     y_true, y_pred = np.concatenate(y_true), np.concatenate(y_pred)
     summary = _summary(folds, config.to_dict(), info)
+    summary["threshold"] = thresholds.choose_threshold(*map(np.concatenate, zip(*held_out.values())))
+    summary["threshold_without_fold"] = {str(k): t for k, t in thresholds.nested(held_out).items()}
+    summary["threshold_protocol"] = thresholds.__doc__.split("\n\n")[0].replace("\n", " ")
     _write_reports(run_dir, dataset.classes, y_true, y_pred, rows, summary)
     return summary
+
+
+def _held_out_scores(model: SoundCNN, power: torch.Tensor, labels: np.ndarray, clean: np.ndarray, frontend: LogMel,
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Scores and two-hot targets `(2 * clips, classes)`: each held-out clip alone (`clean`), then mixed with
+    another held-out clip of a different class (see `soundtag.thresholds`)."""
+    partners, db = thresholds.mixture_pairs(labels, rng)
+    mixed = mix_at(power, power[partners], torch.from_numpy(db).float())
+    scores = np.concatenate([clean, model.scores(predict_logits(model, frontend.compress(mixed))).numpy()])
+    eye = np.eye(clean.shape[1], dtype=np.float32)
+    return scores, np.concatenate([eye[labels], np.maximum(eye[labels], eye[labels[partners]])])
 
 
 def _train_seconds(fold_dir: Path) -> float:

@@ -1,16 +1,18 @@
 """Inference: `Classifier` loads a trained model and tags files or arrays of any length.
 
-Long audio is cut into overlapping windows (default 5 s every 2.5 s); each window gets tags with its start and
-end time, and the file gets the mean of its windows' probabilities. Near-silent windows are reported as silent
-instead of receiving a confident label (the per-clip normalisation would otherwise amplify hiss into a sound).
+Long audio is cut into overlapping windows (default 5 s every 2.5 s); each window gets a score per class with its
+start and end time. The file's tags are each class's presence (its best window score) and its events the times
+where a class reaches the model's decision threshold (see `soundtag.events`). A score is the model's probability
+that the sound is in the window, independently for each class (several sounds can score high at once). Near-silent
+windows are reported as silent instead of receiving a confident label (the per-clip normalisation would otherwise
+amplify hiss into a sound).
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
-import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,13 +22,14 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from soundtag.audio import AudioError, fix_length, load
-from soundtag.model import ModelBundle, Pipeline, load_model
+from soundtag.events import AGGREGATES, find_events, presence
+from soundtag.model import ModelBundle, load_model
+from soundtag.runners import BATCH, onnx_runner, torch_runner
 
 BACKENDS = ("torch", "onnx")
 PRECISIONS = ("fp32", "bf16")
 
 SILENCE = "silence"
-BATCH = 64  # windows per model call
 OOD_FILE = "ood.safetensors"  # training-embedding statistics for the unfamiliar-audio score; see fit_ood
 DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "esc50"
 
@@ -46,10 +49,12 @@ class WindowTags:
 
 @dataclass(frozen=True)
 class Analysis:
-    """Tags for a whole file (mean over its non-silent windows) and for each window, the file's embedding
-    (mean penultimate vector of its non-silent windows; zeros when all are silent), and its unfamiliarity: the
-    largest over its windows of the Mahalanobis distance of the window's embedding from the training clips'
-    (Lee et al., 2018); NaN when all windows are silent or the model folder has no `ood.safetensors`."""
+    """Tags for a whole file (each class's presence over its non-silent windows) and for each window, the file's
+    events (`[{"label", "start", "end", "score"}]`, see `soundtag.events`), its embedding (mean penultimate vector
+    of its non-silent windows; zeros when all are silent), and its unfamiliarity: the largest over its windows of
+    the Mahalanobis distance of the window's embedding from the training clips' (Lee et al., 2018); NaN when all
+    windows are silent or the model folder has no `ood.safetensors`. `window_ood` holds that distance per window
+    (NaN for silent windows)."""
 
     tags: list[dict]
     windows: list[WindowTags]
@@ -57,6 +62,8 @@ class Analysis:
     silent: bool
     embedding: np.ndarray
     ood: float
+    events: list[dict]
+    window_ood: np.ndarray
 
 
 class Classifier:
@@ -68,9 +75,16 @@ class Classifier:
 
     def __init__(self, bundle: ModelBundle, window: float = 5.0, hop: float = 2.5, silence_dbfs: float = -60.0,
                  backend: str = "torch", onnx_path: str | Path | None = None, precision: str = "fp32",
-                 ood_stats: dict[str, np.ndarray] | None = None, device: str | None = None):
+                 ood_stats: dict[str, np.ndarray] | None = None, device: str | None = None,
+                 threshold: float | None = None, aggregate: str = "max"):
         if window <= 0 or hop <= 0:
             raise ValueError(f"window and hop must be positive seconds, got window={window}, hop={hop}")
+        if aggregate not in AGGREGATES:
+            raise ValueError(f"unknown aggregate {aggregate!r}; choose from {', '.join(AGGREGATES)}")
+        self.threshold = bundle.threshold if threshold is None else threshold  # chosen out-of-fold, see calibrate
+        if not 0.0 < self.threshold < 1.0:
+            raise ValueError(f"threshold must lie between 0 and 1, got {self.threshold}")
+        self.aggregate = aggregate
         if backend not in BACKENDS:
             raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
         if precision not in PRECISIONS or (precision == "bf16" and backend != "torch"):
@@ -86,11 +100,11 @@ class Classifier:
             raise ValueError(f"device {device!r}: this machine's torch sees no CUDA GPU")
         self.device = torch.device(device)
         if backend == "torch":
-            self._run = _torch_runner(bundle, precision, self.device)
+            self._run = torch_runner(bundle, precision, self.device)
         elif self.device.type != "cpu":
             raise ValueError("the onnx backend runs on the CPU; use the torch backend for a GPU")
         else:
-            self._run = _onnx_runner(bundle, onnx_path)
+            self._run = onnx_runner(bundle, onnx_path)
 
     @classmethod
     def load(cls, path: str | Path | None = None, backend: str = "torch", **kwargs: object) -> Classifier:
@@ -129,7 +143,7 @@ class Classifier:
         else:
             waves = [self._load(s, sample_rate) for s in sources]
         cut = [self._windows(w) for w in waves if not isinstance(w, AudioError)]
-        silent = [_dbfs(windows) < self.silence_dbfs for _, windows in cut]
+        silent = [levels < self.silence_dbfs for _, _, levels in cut]
         probs = [np.zeros((len(q), len(self.classes)), np.float32) for q in silent]
         embeddings = [np.zeros((len(q), self.bundle.model.config.channels[-1]), np.float32) for q in silent]
         heard = [(i, j) for i, quiet in enumerate(silent) for j in np.flatnonzero(~quiet)]
@@ -143,7 +157,7 @@ class Classifier:
             if isinstance(wave, AudioError):
                 results.append(wave)
                 continue
-            (starts, _), p, e, quiet = next(parts)
+            (starts, _, _), p, e, quiet = next(parts)
             results.append(self._assemble(starts, p, e, quiet, len(wave) / self.sample_rate, top_k))
         return results
 
@@ -156,13 +170,18 @@ class Classifier:
     def _assemble(self, starts: list[float], probs: np.ndarray, embeddings: np.ndarray, silent: np.ndarray,
                   duration: float, top_k: int) -> Analysis:
         quiet_tags = [{"label": SILENCE, "score": 1.0}]
-        rows = [WindowTags(start, min(start + self.window, duration), quiet_tags if quiet else self._top(p, top_k),
-                           bool(quiet)) for start, p, quiet in zip(starts, probs, silent)]
+        ends = np.minimum(np.array(starts) + self.window, duration)
+        rows = [WindowTags(start, float(end), quiet_tags if quiet else self._top(p, top_k), bool(quiet))
+                for start, end, p, quiet in zip(starts, ends, probs, silent)]
         heard = ~silent
-        overall = self._top(probs[heard].mean(0), top_k) if heard.any() else quiet_tags
+        overall = self._top(presence(probs[heard], self.aggregate), top_k) if heard.any() else quiet_tags
+        events = find_events(np.array(starts), ends, probs, self.threshold, self.classes)  # silent rows are 0
         embedding = embeddings[heard].mean(0) if heard.any() else embeddings[0]
-        ood = float(self.ood(embeddings[heard]).max()) if heard.any() and self.ood_stats else float("nan")
-        return Analysis(overall, rows, duration, bool(silent.all()), embedding, ood)
+        window_ood = np.full(len(starts), np.nan)
+        if heard.any() and self.ood_stats:
+            window_ood[heard] = self.ood(embeddings[heard])
+        ood = float(np.nanmax(window_ood)) if heard.any() and self.ood_stats else float("nan")
+        return Analysis(overall, rows, duration, bool(silent.all()), embedding, ood, events, window_ood)
 
     def ood(self, embeddings: np.ndarray) -> np.ndarray:
         """Mahalanobis distances `(n,)` of penultimate vectors `(n, channels)` from the training clips' mean."""
@@ -171,16 +190,18 @@ class Classifier:
         centred = embeddings.astype(np.float64) - self.ood_stats["mean"]
         return np.sqrt(np.einsum("ij,jk,ik->i", centred, self.ood_stats["precision"], centred).clip(0))
 
-    def _windows(self, wave: np.ndarray) -> tuple[list[float], list[np.ndarray]]:
-        """Window starts (s) and the windows, as views into `wave` (hours of audio are never copied); the last
-        window is aligned to the end of the audio, and audio shorter than a window is zero-padded."""
+    def _windows(self, wave: np.ndarray) -> tuple[list[float], list[np.ndarray], np.ndarray]:
+        """Window starts (s), the windows, as views into `wave` (hours of audio are never copied), and their levels
+        in dBFS; the last window is aligned to the end of the audio, and audio shorter than a window is zero-padded
+        (its level is that of the audio, not of the padding)."""
         size, step = round(self.window * self.sample_rate), round(self.hop * self.sample_rate)
         if len(wave) <= size:
-            return [0.0], [fix_length(wave, size)]
+            return [0.0], [fix_length(wave, size)], _dbfs([wave])
         offsets = list(range(0, len(wave) - size + 1, step))
         if offsets[-1] + size < len(wave):
             offsets.append(len(wave) - size)
-        return [o / self.sample_rate for o in offsets], [wave[o:o + size] for o in offsets]
+        windows = [wave[o:o + size] for o in offsets]
+        return [o / self.sample_rate for o in offsets], windows, _dbfs(windows)
 
     def probabilities(self, windows: np.ndarray) -> np.ndarray:
         """Class probabilities `(n, classes)` for model-rate windows `(n, samples)`, no silence gate."""
@@ -196,7 +217,7 @@ class Classifier:
 
     def _top(self, probs: np.ndarray, k: int) -> list[dict]:
         best = np.argsort(probs)[::-1][:k]
-        return [{"label": self.classes[i], "score": round(float(probs[i]), 4)} for i in best]
+        return [{"label": self.classes[i], "score": float(probs[i])} for i in best]
 
 
 def fit_ood(embeddings: np.ndarray, threshold: float, folder: str | Path | None = None) -> dict[str, np.ndarray]:
@@ -242,52 +263,5 @@ def release_freed_memory() -> None:
 
 def _dbfs(windows: list[np.ndarray]) -> np.ndarray:
     """RMS level of each window in dB relative to full scale."""
-    rms = np.sqrt(np.array([np.dot(w, w) / len(w) for w in windows]))
+    rms = np.sqrt(np.array([np.dot(w, w) / max(len(w), 1) for w in windows]))
     return 20 * np.log10(np.maximum(rms, 1e-10))
-
-
-Runner = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
-
-
-def _torch_runner(bundle: ModelBundle, precision: str, device: torch.device) -> Runner:
-    """fp32, or bf16 autocast of the CNN: about 2x the batch throughput on CPUs with bf16 instructions, while
-    probabilities move by up to 0.03 and cross-validated accuracy from 83.25 to 82.85 % (`bench/precision.py`).
-    The frontend always runs in fp32; on a CPU a clip or two at a time, so its spectrograms stay in cache (several
-    times faster at batch 64 than the whole batch at once)."""
-    pipeline = Pipeline(bundle).eval().to(device)
-    pipeline.model.to(memory_format=torch.channels_last)  # faster convolutions in fp32 and bf16 alike
-    bf16 = precision == "bf16"
-    chunk = 2 if device.type == "cpu" else BATCH
-
-    @torch.inference_mode()
-    def run(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        waves = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32)).to(device)
-        mels = torch.cat([pipeline.frontend(w) for w in waves.split(chunk)])
-        with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
-            embedding = pipeline.model.embed(mels)
-            probs = pipeline.model.head(embedding).float().softmax(-1)
-        return probs.cpu().numpy(), embedding.float().cpu().numpy()
-
-    return run
-
-
-def _onnx_runner(bundle: ModelBundle, onnx_path: str | Path | None) -> Runner:
-    """onnxruntime on the exported pipeline; exported to a temporary file when the model folder has none."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        raise ImportError("the onnx backend needs onnxruntime: pip install onnxruntime") from None
-
-    from soundtag.export import export_onnx
-
-    if onnx_path is None:
-        onnx_path = export_onnx(bundle, Path(tempfile.mkdtemp(prefix="soundtag-")) / "model.onnx")
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = torch.get_num_threads()  # one thread setting for both backends
-    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
-
-    def run(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        probs, embedding = session.run(None, {"wave": np.ascontiguousarray(windows, dtype=np.float32)})
-        return probs, embedding
-
-    return run

@@ -117,6 +117,7 @@ class ModelBundle:
     classes: list[str]
     audio: AudioConfig
     frontend: FrontendConfig
+    threshold: float = 0.5  # decision threshold on scores, chosen out-of-fold (`soundtag calibrate`)
 
 
 def fold_batchnorm(model: SoundCNN) -> SoundCNN:
@@ -146,9 +147,10 @@ class Pipeline(nn.Module):
 
 
 def describe(bundle: ModelBundle) -> dict:
-    """Everything but the weights, as JSON-ready data: class names and the audio, frontend and model configs."""
+    """Everything but the weights, as JSON-ready data: class names, the audio, frontend and model configs and the
+    decision threshold."""
     return {"classes": bundle.classes, "audio": asdict(bundle.audio), "frontend": asdict(bundle.frontend),
-            "model": asdict(bundle.model.config)}
+            "model": asdict(bundle.model.config), "threshold": bundle.threshold}
 
 
 def save_model(directory: str | Path, bundle: ModelBundle) -> None:
@@ -158,6 +160,16 @@ def save_model(directory: str | Path, bundle: ModelBundle) -> None:
     state = {k: v.detach().cpu().contiguous() for k, v in bundle.model.state_dict().items()}
     save_file(state, directory / "model.safetensors")
     (directory / "model.json").write_text(json.dumps(describe(bundle), indent=2) + "\n")
+
+
+def set_threshold(directory: str | Path, threshold: float) -> None:
+    """Record the decision threshold chosen for the model in `directory` in its model.json."""
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"a decision threshold lies between 0 and 1, got {threshold}")
+    path = Path(directory) / "model.json"
+    meta = json.loads(path.read_text())
+    meta["threshold"] = float(threshold)
+    path.write_text(json.dumps(meta, indent=2) + "\n")
 
 
 def load_model(directory: str | Path) -> ModelBundle:
@@ -175,4 +187,5 @@ def load_model(directory: str | Path) -> ModelBundle:
     model = SoundCNN(config)
     model.load_state_dict(load_file(directory / "model.safetensors"))
     model.eval()
-    return ModelBundle(model, list(meta["classes"]), AudioConfig(**meta["audio"]), FrontendConfig(**meta["frontend"]))
+    return ModelBundle(model, list(meta["classes"]), AudioConfig(**meta["audio"]), FrontendConfig(**meta["frontend"]),
+                       float(meta.get("threshold", 0.5)))

@@ -1,6 +1,10 @@
 """QA of a tagged catalog: flag files that hold an unexpected sound, that the model is unsure about or finds
 unfamiliar, that could not be read, or whose levels are wrong (silent, clipped, DC offset).
 
+Sounds are judged where they happen: `unexpected` is an event (a sound that reached the model's threshold) of a
+label outside the expectation, `unsure` a file where no window names any sound with confidence, and `unfamiliar`
+the windows whose audio lies far from anything the model was trained on, reported with their times.
+
 Expectations are a set of labels for every file (`--expect`) and/or a rules file mapping folders to labels:
 
     # folder (a path fragment, * wildcards allowed): expected labels
@@ -40,8 +44,8 @@ class QAConfig:
 
     expect: tuple[str, ...] = ()  # labels allowed in every file (empty: no expectation)
     rules: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (folder pattern, labels); the longest match wins
-    unexpected_score: float = 0.5  # a window scoring this on a label outside the expectation is flagged
-    unsure_score: float = 0.3  # a file whose best tag scores below this is flagged
+    unexpected_score: float = 0.0  # an event of a label outside the expectation with at least this peak is flagged
+    unsure_score: float = 0.3  # a file where no window scores this on any sound is flagged
     max_ood: float | None = None  # Mahalanobis distance of a window's embedding from the training clips'
     silence_dbfs: float = -60.0
     max_clipped: float = 0.001  # fraction of samples at full scale
@@ -86,20 +90,28 @@ def check_catalog(db: str | Path, config: QAConfig = QAConfig(),
     with closing(open_catalog(db)) as conn:
         conn.row_factory = sqlite3.Row
         assets = conn.execute("SELECT * FROM assets ORDER BY path").fetchall()
-        windows: dict[int, list[sqlite3.Row]] = {}
-        for row in conn.execute("SELECT * FROM window_tags ORDER BY asset_id, start_s, score DESC"):
-            windows.setdefault(row["asset_id"], []).append(row)
+        events = _by_asset(conn, "SELECT * FROM events ORDER BY asset_id, score DESC")
+        windows = _by_asset(conn, "SELECT * FROM windows WHERE ood IS NOT NULL ORDER BY asset_id, start_s")
         best = dict(conn.execute("SELECT asset_id, score FROM file_tags WHERE rank = 1"))
     if under is not None:
         roots = [str(Path(r).resolve()) for r in under]
         assets = [a for a in assets if any(a["path"] == r or a["path"].startswith(r.rstrip("/") + "/") for r in roots)]
     flags = []
     for asset in assets:
-        flags += _check_asset(asset, windows.get(asset["id"], []), best.get(asset["id"]), config)
+        flags += _check_asset(asset, events.get(asset["id"], []), windows.get(asset["id"], []),
+                              best.get(asset["id"]), config)
     return flags, len(assets)
 
 
-def _check_asset(asset: sqlite3.Row, windows: list[sqlite3.Row], best: float | None, config: QAConfig) -> list[Flag]:
+def _by_asset(conn: sqlite3.Connection, sql: str) -> dict[int, list[sqlite3.Row]]:
+    rows: dict[int, list[sqlite3.Row]] = {}
+    for row in conn.execute(sql):
+        rows.setdefault(row["asset_id"], []).append(row)
+    return rows
+
+
+def _check_asset(asset: sqlite3.Row, events: list[sqlite3.Row], windows: list[sqlite3.Row], best: float | None,
+                 config: QAConfig) -> list[Flag]:
     path = asset["path"]
     if asset["status"] == "error":
         return [Flag(path, "unreadable", asset["error"])]
@@ -108,18 +120,20 @@ def _check_asset(asset: sqlite3.Row, windows: list[sqlite3.Row], best: float | N
         return flags
     allowed = expected_labels(path, config)
     if allowed is not None:
-        hits = [w for w in windows if w["label"] not in allowed and w["score"] >= config.unexpected_score]
         seen = {}
-        for w in hits:  # report each unexpected label once, at its strongest window
-            if w["label"] not in seen or w["score"] > seen[w["label"]]["score"]:
-                seen[w["label"]] = w
-        flags += [Flag(path, "unexpected", f"{w['label']} {w['score']:.2f} at {w['start_s']:.1f}-{w['end_s']:.1f} s "
-                       f"(expected {', '.join(sorted(allowed)) or 'nothing'})") for w in seen.values()]
+        for e in events:  # each unexpected label once, at its strongest event (rows come best first)
+            if e["label"] not in allowed and e["score"] >= config.unexpected_score:
+                seen.setdefault(e["label"], e)
+        flags += [Flag(path, "unexpected", f"{e['label']} {e['score']:.2f} at {e['start_s']:.1f}-{e['end_s']:.1f} s "
+                       f"(expected {', '.join(sorted(allowed)) or 'nothing'})") for e in seen.values()]
     if best is not None and best < config.unsure_score:
-        flags.append(Flag(path, "unsure", f"best tag scores {best:.2f} (< {config.unsure_score})"))
-    if config.max_ood is not None and asset["ood"] is not None and asset["ood"] > config.max_ood:
-        flags.append(Flag(path, "unfamiliar", f"distance {asset['ood']:.1f} from the training audio "
-                                              f"(> {config.max_ood:.1f})"))
+        flags.append(Flag(path, "unsure", f"no window scores {config.unsure_score} on any sound (best {best:.2f})"))
+    far = [w for w in windows if config.max_ood is not None and w["ood"] > config.max_ood]
+    if far:
+        worst = max(far, key=lambda w: w["ood"])
+        flags.append(Flag(path, "unfamiliar", f"{len(far)} of {len(windows)} windows far from the training audio, "
+                          f"most at {worst['start_s']:.1f}-{worst['end_s']:.1f} s (distance {worst['ood']:.1f} > "
+                          f"{config.max_ood:.1f})"))
     return flags
 
 
@@ -142,10 +156,13 @@ def embeddings(clf: Classifier, paths: list[Path], batch: int = 64) -> np.ndarra
 
 
 def out_of_fold(data: str | Path, cv: str | Path) -> Iterator[tuple[Classifier, np.ndarray]]:
-    """For each fold model `cv/fold{k}`: the model with OOD statistics fitted on its training folds, and the
-    distances of its held-out fold's files: what it would say of new audio of known classes."""
+    """For each fold model `cv/fold{k}` (those trained so far): the model with OOD statistics fitted on its training
+    folds, and the distances of its held-out fold's files: what it would say of new audio of known classes."""
     dataset = load_dataset(data)
-    for k in sorted(set(dataset.folds.tolist())):
+    trained = [k for k in sorted(set(dataset.folds.tolist())) if (Path(cv) / f"fold{k}" / "model.json").is_file()]
+    if not trained:
+        raise FileNotFoundError(f"{cv}: no fold models (fold*/model.json); is it a cross-validation run?")
+    for k in trained:
         train, test = dataset.split(k)
         clf = Classifier.load(Path(cv) / f"fold{k}")
         clf.ood_stats = fit_ood(embeddings(clf, [dataset.paths[i] for i in train]), threshold=np.inf)

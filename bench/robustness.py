@@ -1,0 +1,161 @@
+"""Accuracy under the conditions users record in: each cross-validation fold model tags its own held-out fold (400
+clips, never trained on), clean and degraded *as waveforms*, through the Classifier as a user would call it.
+
+Conditions (each clip, deterministic seeds):
+  clean        the ESC-50 clip as released (32 kHz after resampling, as always)
+  phone_8k     resampled to 8 kHz (soxr) and given to the classifier at 8 kHz: the telephone band
+  rate_16k     resampled to 16 kHz
+  room         convolved with a shoebox room impulse response (pyroomacoustics image source model; 12 rooms,
+               RT60 0.3-0.9 s, source 1.5-4 m from the microphone), level kept
+  noise_10db   + noise at 10 dB SNR (whole-clip RMS): pink noise with slow (0.3-2 Hz) level swings or brown noise
+  noise_0db    the same at 0 dB SNR
+  mp3_64k      encoded to 64 kbit/s MP3 with LAME (ffmpeg) and decoded
+  quiet        scaled to -45 dBFS RMS and stored as 16-bit PCM
+  in_30s       placed at a random time in 30 s of room tone (pink and brown noise at -55 dBFS); the *file* tags
+               count (every 5-s window scored, the file's tags from the recipe's aggregate: mean or max)
+Score: top-1 accuracy of the file's tags over all 2,000 out-of-fold clips. The synthetic conditions used in
+training (soundtag.augment) work on mel power; none of these waveform processes is used in training.
+
+    python bench/robustness.py --cv results/esc50 --name multilabel
+    python bench/robustness.py --cv runs/old --name single-label --aggregate mean
+
+Rows of each --name are kept in results/bench/robustness.json, so recipes sit side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+from common import RESULTS, held_out_classifiers, load_waves, report
+from scipy.signal import fftconvolve
+
+SR = 32_000
+
+
+def rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)) + 1e-20))
+
+
+def coloured_noise(n: int, exponent: float, rng: np.random.Generator) -> np.ndarray:
+    """Gaussian noise whose power falls as 1/f^exponent, RMS 1."""
+    shape = np.maximum(np.fft.rfftfreq(n, 1 / SR), 20.0) ** (-exponent / 2)
+    x = np.fft.irfft(np.fft.rfft(rng.standard_normal(n)) * shape, n)
+    return x / rms(x)
+
+
+def background(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Pink noise with slow level swings (+-6 dB at 0.3-2 Hz), or brown noise; RMS 1."""
+    if rng.random() < 0.5:
+        return coloured_noise(n, 2.0, rng)
+    t = np.arange(n) / SR
+    swing = 10 ** (6 * np.sin(2 * np.pi * rng.uniform(0.3, 2.0) * t + rng.uniform(0, 6.3)) / 20)
+    x = coloured_noise(n, 1.0, rng) * swing
+    return x / rms(x)
+
+
+def room_impulses(count: int, rng: np.random.Generator) -> list[np.ndarray]:
+    import pyroomacoustics as pra
+
+    rirs = []
+    for _ in range(count):
+        dim = rng.uniform([3.0, 3.0, 2.4], [9.0, 7.0, 3.5])
+        absorption, order = pra.inverse_sabine(rng.uniform(0.3, 0.9), dim)
+        room = pra.ShoeBox(dim, fs=SR, materials=pra.Material(absorption), max_order=min(order, 60))
+        mic = rng.uniform([0.5, 0.5, 1.0], dim - [0.5, 0.5, 1.0])
+        while True:  # a source 1.5-4 m away, inside the room
+            source = mic + rng.normal(size=3) * np.array([1, 1, 0.2])
+            source = mic + (source - mic) / np.linalg.norm(source - mic) * rng.uniform(1.5, 4.0)
+            if np.all(source > 0.3) and np.all(source < dim - 0.3):
+                break
+        room.add_source(source)
+        room.add_microphone(mic)
+        room.compute_rir()
+        rirs.append(np.asarray(room.rir[0][0], np.float64))
+    return rirs
+
+
+def mp3(waves: np.ndarray, bitrate: str = "64k") -> np.ndarray:
+    """Encode the clips, one after another, as one MP3 and decode it back (ffmpeg trims the encoder delay)."""
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise SystemExit("the mp3_64k condition needs ffmpeg")
+    with tempfile.TemporaryDirectory() as tmp:
+        wav, coded, back = Path(tmp) / "in.wav", Path(tmp) / "c.mp3", Path(tmp) / "out.wav"
+        sf.write(wav, waves.reshape(-1), SR, subtype="FLOAT")
+        for cmd in ([ffmpeg, "-v", "error", "-i", wav, "-c:a", "libmp3lame", "-b:a", bitrate, coded],
+                    [ffmpeg, "-v", "error", "-i", coded, "-c:a", "pcm_f32le", back]):
+            subprocess.run([str(c) for c in cmd], check=True)
+        out, _ = sf.read(back, dtype="float32")
+    out = np.pad(out, (0, max(0, waves.size - len(out))))[:waves.size]
+    return out.reshape(waves.shape)
+
+
+def conditions(waves: np.ndarray, seed: int = 0) -> dict[str, tuple[list[np.ndarray], int]]:
+    """Every condition's clips (arrays) and the rate they are handed to the classifier at."""
+    rng = np.random.default_rng(seed)
+    n = waves.shape[1]
+    rirs = room_impulses(12, rng)
+    out = {"clean": (list(waves), SR)}
+    for name, rate in (("phone_8k", 8_000), ("rate_16k", 16_000)):
+        out[name] = ([soxr.resample(w, SR, rate, quality="HQ") for w in waves], rate)
+    room = []
+    for i, w in enumerate(waves):
+        wet = fftconvolve(w, rirs[i % len(rirs)])[:n]
+        room.append((wet * rms(w) / rms(wet)).astype(np.float32))
+    out["room"] = (room, SR)
+    for snr in (10, 0):
+        out[f"noise_{snr}db"] = ([(w + background(n, rng) * rms(w) * 10 ** (-snr / 20)).astype(np.float32)
+                                  for w in waves], SR)
+    out["mp3_64k"] = (list(mp3(waves)), SR)
+    out["quiet"] = ([np.round(w * (10 ** (-45 / 20) / rms(w)) * 32767).astype(np.int16) for w in waves], SR)
+    tones = [coloured_noise(30 * SR, 1.0, rng) + coloured_noise(30 * SR, 2.0, rng) for _ in range(8)]
+    long = []
+    for w in waves:
+        tone = np.roll(tones[rng.integers(len(tones))], rng.integers(30 * SR))
+        tone *= 10 ** (-55 / 20) / rms(tone)
+        at = int(rng.integers(0, 25 * SR))
+        tone[at:at + n] += w
+        long.append(tone.astype(np.float32))
+    out["in_30s"] = (long, SR)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default="data/ESC-50")
+    parser.add_argument("--cv", default="results/esc50", help="cross-validation run with fold models")
+    parser.add_argument("--name", required=True, help="the recipe's name in the table")
+    parser.add_argument("--folds", type=lambda t: [int(k) for k in t.split(",")], help="only these folds, e.g. 1,2")
+    parser.add_argument("--aggregate", default="max", choices=("max", "mean"), help="file tags from windows")
+    args = parser.parse_args()
+    dataset, waves = load_waves(args.data)
+    labels, folds = np.asarray(dataset.labels), np.asarray(dataset.folds)
+    correct: dict[str, list[bool]] = {}
+    done = []
+    for k, clf, test in held_out_classifiers(args.cv, folds, args.folds, aggregate=args.aggregate):
+        done.append(str(k))
+        print(f"fold {k}: degrading {test.sum()} clips", flush=True)
+        for name, (clips, rate) in conditions(waves[test], seed=k).items():
+            results = clf.analyze_batch(clips, sample_rate=rate, top_k=1)
+            best = [dataset.classes.index(r.tags[0]["label"]) if r.tags[0]["label"] in dataset.classes else -1
+                    for r in results]
+            correct.setdefault(name, []).extend(np.array(best) == labels[test])
+    clean = float(np.mean(correct["clean"]))
+    rows = [{"recipe": args.name, "folds": ",".join(done), "condition": name, "accuracy": float(np.mean(hits)),
+             "vs_clean": float(np.mean(hits)) - clean} for name, hits in correct.items()]
+    path = RESULTS / "robustness.json"
+    kept = [r for r in json.loads(path.read_text())["rows"] if r["recipe"] != args.name] if path.exists() else []
+    report("robustness", kept + rows, __doc__.split("\n\n")[0].replace("\n", " ") + " " +
+           __doc__.split("\n\n")[1].replace("\n", " "))
+
+
+if __name__ == "__main__":
+    main()

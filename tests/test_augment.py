@@ -1,0 +1,126 @@
+import numpy as np
+import pytest
+import torch
+
+from soundtag.augment import NYQUISTS_HZ, AugmentConfig, Augmenter, mix_at, spec_augment
+from soundtag.config import ConfigError, make_config
+from soundtag.features import FrontendConfig, LogMel
+
+OFF = dict(mix=0.0, context=0.0, reverb=0.0, noise=0.0, eq=0.0, band_limit=0.0, quiet=0.0, background_only=0.0,
+           time_shift=False, freq_masks=0, time_masks=0)
+SAMPLES = 32_000  # one-second clips keep these tests fast
+N_CLASSES = 4
+
+
+@pytest.fixture(scope="module")
+def clips() -> tuple[LogMel, torch.Tensor, torch.Tensor]:
+    """Eight clips of white noise, level -20 dBFS, in four classes, as mel power."""
+    frontend = LogMel(FrontendConfig())
+    waves = 0.1 * torch.from_numpy(np.random.default_rng(0).standard_normal((8, SAMPLES))).float()
+    return frontend, frontend.power_mel(waves), torch.arange(8) % N_CLASSES
+
+
+def augmenter(clips: tuple, **changes: object) -> Augmenter:
+    frontend, power, labels = clips
+    return Augmenter(AugmentConfig(**{**OFF, **changes}), frontend, power, labels, np.arange(8), N_CLASSES, SAMPLES)
+
+
+def raw(aug: Augmenter, idx: np.ndarray, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mel power before the log (the frontend's compress and SpecAugment bypassed) and targets."""
+    aug.frontend.compress = lambda x: x  # instance attribute: only this augmenter's frontend
+    return aug(idx, np.random.default_rng(seed))
+
+
+def test_everything_off_is_the_clean_clip_with_its_label(clips: tuple) -> None:
+    x, y = raw(augmenter(clips), np.arange(8))
+    torch.testing.assert_close(x, clips[1])
+    torch.testing.assert_close(y, torch.eye(N_CLASSES)[clips[2]])
+
+
+def test_mixtures_add_power_and_label_every_audible_source(clips: tuple) -> None:
+    x, y = raw(augmenter(clips, mix=1.0, mix_three=0.0, mix_db=0.0), np.arange(8))
+    assert (x.sum((1, 2)) > 1.9 * clips[1].sum((1, 2))).all()  # a second clip at the same level: twice the power
+    assert ((y == 1) | (y == 0)).all() and (y.sum(1) >= 1).all()
+    assert (y.sum(1) == 2).sum() >= 4  # most partners are of another class: both are targets
+    assert (y[torch.arange(8), clips[2]] == 1).all()
+
+
+def test_mix_at_sets_the_relative_level() -> None:
+    power = torch.ones(2, 4, 10)
+    torch.testing.assert_close(mix_at(power[:1], 3 * power[1:], torch.tensor([-20.0])), power[:1] * 1.01)
+
+
+def test_faint_sources_are_weaker_targets(clips: tuple) -> None:
+    _, y = raw(augmenter(clips, mix=1.0, mix_three=1.0, mix_db=30.0), np.arange(8), seed=1)
+    fractional = (y > 0) & (y < 1)  # a source 10-20 dB below the loudest
+    assert fractional.any() and (y.amax(1) == 1).all()  # the loudest source is always a full target
+
+
+def test_background_only_has_no_target_and_only_noise(clips: tuple) -> None:
+    x, y = raw(augmenter(clips, background_only=1.0), np.arange(8))
+    assert (y == 0).all() and (x > 0).all()
+
+
+def test_band_limit_removes_everything_above_the_nyquist(clips: tuple) -> None:
+    aug = augmenter(clips, band_limit=1.0)
+    x, _ = raw(aug, np.arange(8))
+    above = aug.band_hz > max(NYQUISTS_HZ) * 1.1
+    assert above.any() and (x[:, above] < 1e-6 * clips[1][:, above]).all()
+    assert torch.allclose(x[:, aug.band_hz < 3000], clips[1][:, aug.band_hz < 3000])
+
+
+def test_quiet_recordings_are_quiet(clips: tuple) -> None:
+    aug = augmenter(clips, quiet=1.0)
+    x, _ = raw(aug, np.arange(8))
+    assert (aug.dbfs(clips[1]) > -25).all()
+    assert ((aug.dbfs(x) > -61) & (aug.dbfs(x) < -34)).all()
+
+
+def test_reverb_adds_a_tail_after_a_sound_and_nothing_before() -> None:
+    frontend = LogMel(FrontendConfig())
+    click = torch.zeros(1, SAMPLES)
+    click[0, SAMPLES // 2] = 1.0
+    power = frontend.power_mel(click).repeat(2, 1, 1)
+    aug = Augmenter(AugmentConfig(**{**OFF, "reverb": 1.0}), frontend, power, torch.tensor([0, 1]), np.arange(2),
+                    2, SAMPLES)
+    x, _ = raw(aug, np.arange(2))
+    frame = power.shape[-1] // 2
+    torch.testing.assert_close(x[..., :frame - 2], power[..., :frame - 2])
+    assert (x[..., frame + 10].sum(1) > 100 * power[..., frame + 10].sum(1)).all()
+
+
+def test_context_keeps_the_share_of_the_sound_left_in_the_window(clips: tuple) -> None:
+    _, y = raw(augmenter(clips, context=1.0), np.arange(8))
+    assert ((y.sum(1) > 0) & (y.sum(1) <= 1)).all()
+    assert (y.sum(1) < 1).any()  # some clips were moved mostly out: a weaker target
+
+
+def test_noise_sets_the_snr(clips: tuple) -> None:
+    aug = augmenter(clips, noise=1.0, snr_db_min=20.0)
+    x, _ = raw(aug, np.arange(8))
+    added = aug.dbfs(x - clips[1]) - aug.dbfs(clips[1])
+    assert ((added < -19.9) & (added > -30.1)).all()
+
+
+def test_same_seed_same_batch(clips: tuple) -> None:
+    aug = augmenter(clips, **{k: 0.5 for k in ("mix", "context", "reverb", "noise", "eq", "band_limit", "quiet")})
+    a, b = raw(aug, np.arange(8), seed=3), raw(aug, np.arange(8), seed=3)
+    torch.testing.assert_close(a, b)
+
+
+def test_spec_augment_masks_whole_bands_and_frames() -> None:
+    x = torch.randn(4, 64, 100)
+    bands = spec_augment(x, AugmentConfig(freq_masks=1, freq_mask_width=64, time_masks=0), np.random.default_rng(0))
+    zero_bands = (bands == 0).all(-1)  # a frequency mask blanks a band over every frame
+    assert zero_bands.any() and torch.equal(bands[~zero_bands], x[~zero_bands])
+    frames = spec_augment(x, AugmentConfig(freq_masks=0, time_masks=1, time_mask_width=100), np.random.default_rng(0))
+    zero_frames = (frames == 0).all(1)
+    assert zero_frames.any() and torch.equal(frames.transpose(1, 2)[~zero_frames], x.transpose(1, 2)[~zero_frames])
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("augment.mix=1.5", "augment.mix=1.5: a probability"), ("augment.eq_db=-1", "zero or positive"),
+    ("augment.snr_db_min=50", r"\[-30, 30\]")])
+def test_out_of_range_values_are_config_errors(override: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        make_config(overrides=[override])

@@ -1,0 +1,25 @@
+import numpy as np
+import pytest
+from conftest import tone
+
+from soundtag.features import FrontendConfig, LogMel
+from soundtag.timeline import timeline_figure
+
+
+def test_timeline_figure_spans_the_whole_recording() -> None:
+    wave = np.concatenate([np.zeros(32000 * 100, np.float32), tone(8000.0, 32000, 20.0)])  # 2 minutes
+    events = [{"label": "bell", "start": 97.5, "end": 120.0, "score": 0.9}]
+    spec, rows = timeline_figure(LogMel(FrontendConfig()), wave, events).axes
+    assert spec.get_ylabel() == "Hz" and rows.get_xlabel() == "seconds"
+    assert rows.get_xlim() == (0.0, 120.0) and spec.images[0].get_extent()[1] == pytest.approx(120.0)
+    assert [t.get_text() for t in rows.get_yticklabels()] == ["bell"]
+    mel = spec.images[0].get_array()
+    assert mel.shape[1] <= 2000  # long audio is averaged down, not cut
+    late = mel[:, mel.shape[1] * 9 // 10:]
+    assert late.max() > mel[:, : mel.shape[1] // 2].max() + 40  # the tone at the end, silence before
+    assert late.mean(1).argmax() > mel.shape[0] // 2  # 8 kHz sits in the upper mel bands
+
+
+def test_timeline_says_when_nothing_was_found() -> None:
+    fig = timeline_figure(LogMel(FrontendConfig()), np.zeros(32000, np.float32), [])
+    assert "no sound reached" in fig.axes[1].texts[0].get_text()
