@@ -6,8 +6,8 @@ from soundtag.augment import NYQUISTS_HZ, AugmentConfig, Augmenter, mix_at, spec
 from soundtag.config import ConfigError, make_config
 from soundtag.features import FrontendConfig, LogMel
 
-OFF = dict(mix=0.0, context=0.0, reverb=0.0, noise=0.0, eq=0.0, band_limit=0.0, quiet=0.0, background_only=0.0,
-           time_shift=False, freq_masks=0, time_masks=0)
+OFF = dict(mix=0.0, context=0.0, reverb=0.0, noise=0.0, floor=0.0, eq=0.0, band_limit=0.0, quiet=0.0,
+           background_only=0.0, time_shift=False, freq_masks=0, time_masks=0)
 SAMPLES = 32_000  # one-second clips keep these tests fast
 N_CLASSES = 4
 
@@ -20,9 +20,10 @@ def clips() -> tuple[LogMel, torch.Tensor, torch.Tensor]:
     return frontend, frontend.power_mel(waves), torch.arange(8) % N_CLASSES
 
 
-def augmenter(clips: tuple, **changes: object) -> Augmenter:
+def augmenter(clips: tuple, rooms: torch.Tensor | None = None, **changes: object) -> Augmenter:
     frontend, power, labels = clips
-    return Augmenter(AugmentConfig(**{**OFF, **changes}), frontend, power, labels, np.arange(8), N_CLASSES, SAMPLES)
+    return Augmenter(AugmentConfig(**{**OFF, **changes}), frontend, power, labels, np.arange(8), N_CLASSES, SAMPLES,
+                     rooms)
 
 
 def raw(aug: Augmenter, idx: np.ndarray, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -76,17 +77,18 @@ def test_quiet_recordings_are_quiet(clips: tuple) -> None:
     assert ((aug.dbfs(x) > -61) & (aug.dbfs(x) < -34)).all()
 
 
-def test_reverb_adds_a_tail_after_a_sound_and_nothing_before() -> None:
-    frontend = LogMel(FrontendConfig())
-    click = torch.zeros(1, SAMPLES)
-    click[0, SAMPLES // 2] = 1.0
-    power = frontend.power_mel(click).repeat(2, 1, 1)
-    aug = Augmenter(AugmentConfig(**{**OFF, "reverb": 1.0}), frontend, power, torch.tensor([0, 1]), np.arange(2),
-                    2, SAMPLES)
-    x, _ = raw(aug, np.arange(2))
-    frame = power.shape[-1] // 2
-    torch.testing.assert_close(x[..., :frame - 2], power[..., :frame - 2])
-    assert (x[..., frame + 10].sum(1) > 100 * power[..., frame + 10].sum(1)).all()
+def test_rooms_come_from_the_reverberant_copies_for_every_source(clips: tuple) -> None:
+    power = clips[1]
+    rooms = torch.stack([2 * power, 3 * power])  # stand-ins for two reverberant copies of every clip
+    x, _ = raw(augmenter(clips, rooms, reverb=1.0), np.arange(8))
+    ratio = (x / power).mean((1, 2))
+    assert all(any(torch.isclose(r, torch.tensor(v)) for v in (2.0, 3.0)) for r in ratio)
+    flipped = torch.stack([power.flip(-1)])  # a "room" that reverses time: its clips are easy to recognise
+    aug = augmenter(clips, flipped, reverb=1.0, mix=1.0, mix_three=0.0, mix_db=0.0)
+    picked = []
+    aug._clips = lambda idx, room, rng, _clips=aug._clips: picked.append(room.copy()) or _clips(idx, room, rng)
+    raw(aug, np.arange(8))
+    assert len(picked) == 3 and all(p.all() for p in picked)  # the clips, then each partner draw, all in the room
 
 
 def test_context_keeps_the_share_of_the_sound_left_in_the_window(clips: tuple) -> None:
@@ -102,8 +104,16 @@ def test_noise_sets_the_snr(clips: tuple) -> None:
     assert ((added < -19.9) & (added > -30.1)).all()
 
 
+def test_a_noise_floor_lies_30_to_60_db_down(clips: tuple) -> None:
+    aug = augmenter(clips, floor=1.0)
+    x, _ = raw(aug, np.arange(8))
+    added = aug.dbfs(x - clips[1]) - aug.dbfs(clips[1])
+    assert ((added < -29.9) & (added > -60.1)).all()
+
+
 def test_same_seed_same_batch(clips: tuple) -> None:
-    aug = augmenter(clips, **{k: 0.5 for k in ("mix", "context", "reverb", "noise", "eq", "band_limit", "quiet")})
+    aug = augmenter(clips, clips[1][None], **{k: 0.5 for k in ("mix", "context", "reverb", "noise", "floor", "eq",
+                                                               "band_limit", "quiet")})
     a, b = raw(aug, np.arange(8), seed=3), raw(aug, np.arange(8), seed=3)
     torch.testing.assert_close(a, b)
 

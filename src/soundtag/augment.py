@@ -1,11 +1,13 @@
 """Training examples as users record them: mixtures of clips and real recording conditions, on whole batches.
 
 Everything acts on mel *power* spectrograms `(batch, n_mels, frames)` before the log, where sounds add: a mixture is
-a sum, noise is added at a signal-to-noise ratio, a microphone or a band limit is a gain per mel band, and a room is
-a convolution over time of each band with an exponentially decaying energy envelope. These are the power-domain
-counterparts of what happens to a waveform (the cross terms between independent sources average out within a mel
-band), so the log-mel cache stays valid and the conditions cost little per batch. `bench/robustness.py` checks
-them against the real thing: waveforms resampled, reverberated, MP3-coded and mixed.
+a sum, noise is added at a signal-to-noise ratio, and a microphone or a band limit is a gain per mel band. These
+are the power-domain counterparts of what happens to a waveform (the cross terms between independent sources
+average out within a mel band), so the log-mel cache stays valid and the conditions cost little per batch. A room
+is the exception: its early reflections colour a sound through phase, which mel power does not hold (a power-domain
+reverb was tried and left the benchmark's rooms as hard as before), so reverberant copies of every clip are made
+once, as waveforms, in the cache (`soundtag.rooms`). `bench/robustness.py` checks all of it against the real thing:
+waveforms resampled, reverberated in geometric rooms, MP3-coded and mixed.
 
 The targets are multi-label: a mixture is labelled with every clip in it, weighted down to 0 for a clip 10 to 20 dB
 below the loudest (barely audible), and an event moved mostly out of the window keeps the share of its energy left.
@@ -33,9 +35,11 @@ class AugmentConfig:
     mix_three: float = 0.3  # of the mixtures, the share with three clips
     mix_db: float = 10.0  # level of each added clip relative to the first, uniform in +-mix_db (whole-clip power)
     context: float = 0.2  # the clip moved up to 60 % out of the window (no wrap-around) over steady noise
-    reverb: float = 0.25  # a room: RT60 0.2-1.2 s (shorter at high frequencies), direct-to-reverberant -5 to 10 dB
-    noise: float = 0.3  # white, pink or brown noise at snr_db_min to 30 dB SNR
-    snr_db_min: float = 0.0
+    reverb: float = 0.3  # heard in a room: one of the clip's reverberant copies in the cache (every source of a mix)
+    rooms: int = 2  # reverberant copies of each clip in the cache, each in a room of its own (soundtag.rooms)
+    noise: float = 0.4  # white, pink or brown noise at snr_db_min to 30 dB SNR
+    snr_db_min: float = -5.0
+    floor: float = 0.4  # otherwise, a noise floor 30 to 60 dB down: real recordings are never digitally silent
     eq: float = 0.3  # device colouring: a random tilt and three bumps of up to +-eq_db
     eq_db: float = 6.0
     band_limit: float = 0.25  # everything above the Nyquist frequency of 8, 11.025, 16 or 22.05 kHz removed
@@ -48,10 +52,11 @@ class AugmentConfig:
     time_mask_width: int = 50
 
     def __post_init__(self) -> None:
-        for name in ("mix", "mix_three", "context", "reverb", "noise", "eq", "band_limit", "quiet", "background_only"):
+        for name in ("mix", "mix_three", "context", "reverb", "noise", "floor", "eq", "band_limit", "quiet",
+                     "background_only"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"a probability, must lie in [0, 1]; got {getattr(self, name)}")
-        for name in ("mix_db", "eq_db", "freq_masks", "freq_mask_width", "time_masks", "time_mask_width"):
+        for name in ("mix_db", "eq_db", "rooms", "freq_masks", "freq_mask_width", "time_masks", "time_mask_width"):
             if not 0 <= getattr(self, name) < 1e4:
                 raise ValueError(f"must be zero or positive (and finite); got {getattr(self, name)}")
         if not -30.0 <= self.snr_db_min <= 30.0:
@@ -62,13 +67,14 @@ class Augmenter:
     """Builds training batches: `(log-mels (batch, n_mels, frames), targets (batch, classes))` from clean clips.
 
     `power` holds the mel power of every clip `(clips, n_mels, frames)`, `labels` their classes; mixture partners
-    are drawn from `pool` (the training indices). All randomness comes from the `rng` given to each call, so a
-    resumed epoch repeats exactly.
+    are drawn from `pool` (the training indices); `rooms` holds reverberant copies `(copies, clips, n_mels, frames)`
+    (None: no reverberation). All randomness comes from the `rng` given to each call, so a resumed epoch repeats
+    exactly.
     """
 
     def __init__(self, config: AugmentConfig, frontend: LogMel, power: torch.Tensor, labels: torch.Tensor,
-                 pool: np.ndarray, n_classes: int, num_samples: int):
-        self.cfg, self.frontend, self.power, self.labels = config, frontend, power, labels
+                 pool: np.ndarray, n_classes: int, num_samples: int, rooms: torch.Tensor | None = None):
+        self.cfg, self.frontend, self.power, self.labels, self.rooms = config, frontend, power, labels, rooms
         self.pool, self.n_classes = pool, n_classes
         self.noise, self.full_scale = noise_bank(frontend, num_samples)
         weights = frontend.filterbank.T.double()  # (n_mels, fft bins)
@@ -79,7 +85,8 @@ class Augmenter:
     def __call__(self, idx: np.ndarray, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         c = self.cfg
         b = len(idx)
-        x = self.power[idx].clone()
+        room = _chance(rng, b, c.reverb if self.rooms is not None else 0.0)
+        x = self._clips(idx, room, rng)
         if c.time_shift:
             x = _roll(x, rng.integers(0, x.shape[-1], b))
         target = torch.zeros(b, self.n_classes)
@@ -87,16 +94,23 @@ class Augmenter:
         context = _chance(rng, b, c.context)
         x, kept = self._move_out(x, context, rng)
         target *= (2 * kept).clamp(max=1.0)[:, None]  # half the clip's energy left still counts as fully present
-        x, target = self._mix(x, target, _chance(rng, b, c.mix), rng)
-        x = self._reverb(x, _chance(rng, b, c.reverb), rng)
+        x, target = self._mix(x, target, _chance(rng, b, c.mix), room, rng)
         only_noise = _chance(rng, b, c.background_only)
         x[only_noise] = 0.0
         target[only_noise] = 0.0
-        x = self._add_noise(x, _chance(rng, b, c.noise) | context | only_noise, only_noise, rng)
+        noisy = _chance(rng, b, c.noise) | context | only_noise
+        x = self._add_noise(x, noisy, ~noisy & _chance(rng, b, c.floor), only_noise, rng)
         x = x * self._eq(_chance(rng, b, c.eq), rng)[..., None]
         x = x * self._band_limit(_chance(rng, b, c.band_limit), rng)[..., None]
         x = self._quiet(x, _chance(rng, b, c.quiet), rng)
         return spec_augment(self.frontend.compress(x), c, rng), target
+
+    def _clips(self, idx: np.ndarray, room: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
+        """Mel power of clips `idx`, those marked `room` from one of their reverberant copies."""
+        x = self.power[idx].clone()
+        if room.any():
+            x[torch.from_numpy(room)] = self.rooms[rng.integers(0, len(self.rooms), room.sum()), idx[room]]
+        return x
 
     def _move_out(self, x: torch.Tensor, which: np.ndarray, rng: np.random.Generator
                   ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -112,9 +126,10 @@ class Augmenter:
                 x[i, :, s:] = 0.0
         return x, x.sum((1, 2)) / before.clamp_min(1e-20)
 
-    def _mix(self, x: torch.Tensor, target: torch.Tensor, which: np.ndarray, rng: np.random.Generator
-             ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Add one or two random training clips at +-mix_db; every source is a target, the faint ones less so."""
+    def _mix(self, x: torch.Tensor, target: torch.Tensor, which: np.ndarray, room: np.ndarray,
+             rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """Add one or two random training clips at +-mix_db (in the same room as the first, if it is in one);
+        every source is a target, the faint ones less so."""
         rows = torch.from_numpy(np.flatnonzero(which))
         if not len(rows):
             return x, target
@@ -124,7 +139,7 @@ class Augmenter:
         for extra in range(2):
             present = torch.from_numpy(np.ones(n, bool) if extra == 0 else rng.random(n) < self.cfg.mix_three)
             pick = rng.choice(self.pool, n)
-            partner = _roll(self.power[pick], rng.integers(0, x.shape[-1], n))
+            partner = _roll(self._clips(pick, room[rows.numpy()], rng), rng.integers(0, x.shape[-1], n))
             db = first + torch.from_numpy(rng.uniform(-self.cfg.mix_db, self.cfg.mix_db, n)).float()
             gain = torch.where(present, 10 ** ((db - _level_db(partner)) / 10), 0.0)  # relative to the first clip
             x[rows] += gain[:, None, None] * partner
@@ -137,35 +152,18 @@ class Augmenter:
         target[rows] = (audible[..., None] * torch.stack(targets)).amax(0)
         return x, target
 
-    def _reverb(self, x: torch.Tensor, which: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
-        """Convolve each band of the chosen clips over time with a room's energy decay (direct sound + tail)."""
-        rows = torch.from_numpy(np.flatnonzero(which))
-        if not len(rows):
-            return x
-        n, frames = len(rows), x.shape[-1]
-        hop_s = self.frontend.config.hop_length / self.frontend.config.sample_rate
-        rt60 = torch.from_numpy(rng.uniform(0.2, 1.2, n)).float()[:, None]
-        rt60 = rt60 * (1.0 - 0.5 * (self.band_hz.float() / self.band_hz.max().float()))  # air absorbs the highs
-        decay = 10 ** (-6.0 * hop_s / rt60)  # energy ratio per frame: 60 dB over rt60
-        drr = torch.from_numpy(rng.uniform(-5.0, 10.0, n)).float()[:, None]
-        tail_gain = 10 ** (-drr / 10) * (1 - decay) / decay  # the tail's total energy is 10^(-drr/10)
-        k = torch.arange(min(frames, round(1.5 / hop_s))).float()
-        kernel = tail_gain[..., None] * decay[..., None] ** k  # (n, n_mels, taps)
-        kernel[..., 0] = 1.0
-        size = frames + kernel.shape[-1]
-        wet = torch.fft.irfft(torch.fft.rfft(x[rows], size) * torch.fft.rfft(kernel, size), size)[..., :frames]
-        x[rows] = wet.clamp_min(0.0)
-        return x
-
-    def _add_noise(self, x: torch.Tensor, which: np.ndarray, alone: np.ndarray, rng: np.random.Generator
-                   ) -> torch.Tensor:
-        """Coloured noise at snr_db_min-30 dB below the clip's power; noise alone (`alone`) at -70 to -20 dBFS."""
-        rows = torch.from_numpy(np.flatnonzero(which))
+    def _add_noise(self, x: torch.Tensor, which: np.ndarray, floor: np.ndarray, alone: np.ndarray,
+                   rng: np.random.Generator) -> torch.Tensor:
+        """Coloured noise snr_db_min to 30 dB below the clip's power (`which`), or 30 to 60 dB below (`floor`);
+        noise alone (`alone`, among `which`) at -70 to -20 dBFS."""
+        rows = torch.from_numpy(np.flatnonzero(which | floor))
         if not len(rows):
             return x
         n = len(rows)
         noise = _roll(self.noise[rng.integers(0, len(self.noise), n)], rng.integers(0, x.shape[-1], n))
-        snr = torch.from_numpy(rng.uniform(self.cfg.snr_db_min, 30.0, n)).float()
+        quiet_floor = floor[rows.numpy()]
+        snr = torch.from_numpy(rng.uniform(np.where(quiet_floor, 30.0, self.cfg.snr_db_min),
+                                           np.where(quiet_floor, 60.0, 30.0))).float()
         alone_db = torch.from_numpy(rng.uniform(-70.0, -20.0, n)).float() + self.full_scale
         db = torch.where(torch.from_numpy(alone[rows.numpy()]), alone_db, _level_db(x[rows]) - snr)
         x[rows] += 10 ** ((db - _level_db(noise)) / 10)[:, None, None] * noise

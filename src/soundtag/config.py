@@ -49,8 +49,8 @@ PRESETS: dict[str, dict[str, str]] = {
     "default": {},
     "long": {"train.epochs": "600", "train.lr": "2e-3", "train.warmup_epochs": "10"},
     "smoke": {"train.epochs": "2", "model.channels": "8,16", "model.convs_per_block": "1,1"},
-    "clean": {"augment.mix": "0", "augment.context": "0", "augment.reverb": "0", "augment.noise": "0",
-              "augment.eq": "0", "augment.band_limit": "0", "augment.quiet": "0", "augment.background_only": "0"},
+    "clean": {f"augment.{name}": "0" for name in ("mix", "context", "reverb", "noise", "floor", "eq", "band_limit",
+                                                   "quiet", "background_only")},  # SpecAugment and shifts only
 }
 
 

@@ -67,9 +67,10 @@ def loss_fn(logits: torch.Tensor, target: torch.Tensor, output: str) -> torch.Te
 
 
 def train_fold(cfg: RunConfig, power: torch.Tensor, labels: torch.Tensor, train_idx: np.ndarray,
-               val_idx: np.ndarray, out: Path, name: str) -> SoundCNN:
-    """Train one model on the clips `train_idx` of `power` (mel power `(clips, n_mels, frames)`), checkpointing to
-    `out/checkpoint.pt` after every epoch; `val_idx` clips are scored clean after each epoch."""
+               val_idx: np.ndarray, out: Path, name: str, rooms: torch.Tensor | None = None) -> SoundCNN:
+    """Train one model on the clips `train_idx` of `power` (mel power `(clips, n_mels, frames)`; `rooms`, their
+    reverberant copies), checkpointing to `out/checkpoint.pt` after every epoch; `val_idx` clips are scored clean
+    after each epoch."""
     t = cfg.train
     device, amp_dtype = pick_device()
     rank, world = _distributed()
@@ -82,7 +83,8 @@ def train_fold(cfg: RunConfig, power: torch.Tensor, labels: torch.Tensor, train_
     scaler = torch.amp.GradScaler(enabled=t.amp and amp_dtype == torch.float16)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
     frontend = LogMel(cfg.frontend)
-    augmenter = Augmenter(cfg.augment, frontend, power, labels, train_idx, cfg.model.n_classes, cfg.audio.num_samples)
+    augmenter = Augmenter(cfg.augment, frontend, power, labels, train_idx, cfg.model.n_classes, cfg.audio.num_samples,
+                          rooms)
     val_mels = frontend.compress(power[val_idx])
     start, log = 0, []
     ckpt = out / "checkpoint.pt"
@@ -166,6 +168,10 @@ def run(cfg: RunConfig, data: str | Path, out: str | Path, folds: list[int] | No
         _write_run_files(out, cfg, data)
     cache = Path(data) if Path(data).is_dir() else Path(data).parent
     power = torch.from_numpy(build_features(dataset, cfg.audio, cfg.frontend, cache / ".soundtag-cache"))
+    rooms = None
+    if cfg.augment.reverb > 0 and cfg.augment.rooms > 0:
+        rooms = torch.from_numpy(build_features(dataset, cfg.audio, cfg.frontend, cache / ".soundtag-cache",
+                                                rooms=cfg.augment.rooms))
     labels = torch.from_numpy(dataset.labels)
     everything = np.arange(len(dataset))
     plan = [("full", everything, np.array([], dtype=int))] if full else [
@@ -179,7 +185,7 @@ def run(cfg: RunConfig, data: str | Path, out: str | Path, folds: list[int] | No
         if cfg.train.val_fold is not None:
             val_idx = np.intersect1d(train_idx, np.flatnonzero(dataset.folds == cfg.train.val_fold))
             train_idx = np.setdiff1d(train_idx, val_idx)
-        model = train_fold(cfg, power, labels, train_idx, val_idx, fold_dir, name)
+        model = train_fold(cfg, power, labels, train_idx, val_idx, fold_dir, name, rooms)
         if rank == 0:
             save_model(fold_dir, ModelBundle(model.cpu(), dataset.classes, cfg.audio, cfg.frontend))
             (fold_dir / "checkpoint.pt").unlink(missing_ok=True)
