@@ -72,7 +72,7 @@ def main() -> None:
         top2 = np.argsort(-s, axis=1)[:, :2]
         rows.append({"recipe": args.name, "folds": ",".join(done), "level_db": db, "mixtures": len(s),
                      "both_above": float(np.mean(above[n, first] & above[n, second])),
-                     "both_top2": float(np.mean(np.isin(top2, np.stack([first, second], 1)).all(1))),
+                     "both_top2": float(np.mean((top2 == first[:, None]).any(1) & (top2 == second[:, None]).any(1))),
                      "first": float(np.mean(above[n, first])), "second": float(np.mean(above[n, second])),
                      "others_above": float((above & ~y).sum(1).mean()),
                      "mAP": float(average_precision_score(y, s, average="macro"))})

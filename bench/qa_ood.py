@@ -1,25 +1,32 @@
-"""Check QA's "unfamiliar audio" flag, and calibrate the shipped model's: the Mahalanobis distance of a clip's
-embedding from the training clips' embeddings, on ESC-50 clips a model has not seen and on synthetic sounds that
-are in no ESC-50 class (noise, tones, sweeps, square waves, chords).
+"""How often `soundtag qa` flags audio as unfamiliar or unsure: ESC-50 clips a model has not seen, clean and
+degraded as in bench/robustness.py, the shipped examples, and synthetic sounds that are in no ESC-50 class (noise,
+tones, sweeps, square waves, chords).
 
-    python bench/qa_ood.py [--data data/ESC-50] [--cv results/esc50] [--save-to models/esc50]
+    python bench/qa_ood.py [--data data/ESC-50] [--cv results/esc50] [--quantile 99] [--save-to models/esc50]
 
-Each cross-validation fold model is fitted on its training folds and scores its held-out fold; the threshold is
-the 95th percentile of those out-of-fold distances, so about 5% of new in-distribution files get flagged; then
-`soundtag.qa.calibrate` fits the shipped model on all 2,000 clips and saves its statistics with that threshold
-(what `soundtag calibrate` does).
+Each cross-validation fold model gets unfamiliar-audio statistics fitted on its training folds and scores its
+held-out fold (`soundtag.qa.out_of_fold`); the threshold is the --quantile of those out-of-fold distances. A clip is
+unfamiliar when any of its windows lies beyond the threshold, and unsure when no window scores 0.3 on any sound
+(QA's defaults). Synthetic clips and the examples are scored by every fold model. With --save-to, the model there
+(trained on all clips) is calibrated with that threshold, as `soundtag calibrate` does; by default nothing is written.
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 from common import report
+from robustness import conditions
 
-from soundtag.qa import calibrate, out_of_fold
+from soundtag.audio import load_clip
+from soundtag.data import load_dataset
+from soundtag.qa import QAConfig, calibrate, out_of_fold
 
 RATE = 32_000
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
 
 def synthetic(n: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -53,27 +60,42 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="data/ESC-50")
     parser.add_argument("--cv", default="results/esc50", help="cross-validation run with fold models")
-    parser.add_argument("--save-to", default="models/esc50", help="the model (trained on all clips) to calibrate")
+    parser.add_argument("--quantile", type=float, default=99.0, help="of out-of-fold distances (default: 99)")
+    parser.add_argument("--save-to", help="calibrate the model in this folder (trained on all clips) too")
     parser.add_argument("--per-kind", type=int, default=40, help="synthetic clips of each kind")
     args = parser.parse_args()
+    dataset = load_dataset(args.data)
     kinds = synthetic(args.per_kind)
-    held_out, ood = [], {name: [] for name in kinds}
-    for clf, distances in out_of_fold(args.data, args.cv):
-        held_out.append(distances)
-        for name, clips in kinds.items():
-            ood[name].append(clf.ood(np.stack([a.embedding for a in clf.analyze_batch(list(clips), RATE, top_k=1)])))
-    inside = np.concatenate(held_out)
-    threshold = calibrate(args.data, args.save_to, inside)
+    kinds["shipped examples"] = np.stack([load_clip(sf.read(p, dtype="float32")[0], sample_rate=sf.info(p).samplerate)
+                                          for p in sorted(EXAMPLES.glob("*.flac"))])
+    unsure_below = QAConfig().unsure_score
+    distances: dict[str, list[np.ndarray]] = {}
+    best: dict[str, list[np.ndarray]] = {}
+    for k, clf, held_out in out_of_fold(args.data, args.cv):
+        test = np.flatnonzero(dataset.folds == k)
+        degraded = conditions(np.stack([load_clip(dataset.paths[i]) for i in test]), seed=k)
+        audio = {f"ESC-50 out-of-fold, {name}": v for name, v in degraded.items()} | {
+            name: (list(clips), RATE) for name, clips in kinds.items()}
+        for name, (clips, rate) in audio.items():
+            results = clf.analyze_batch(clips, rate, top_k=1)
+            distances.setdefault(name, []).append(np.array([np.nanmax(r.window_ood, initial=-np.inf)
+                                                            for r in results]))
+            best.setdefault(name, []).append(np.array([0.0 if r.silent else r.tags[0]["score"] for r in results]))
+        distances.setdefault("held-out distances", []).append(held_out)
+    inside = np.concatenate(distances.pop("held-out distances"))
+    threshold = float(np.percentile(inside, args.quantile))
+    if args.save_to:
+        calibrate(args.data, args.save_to, inside, args.quantile)
+    clean = np.concatenate(distances["ESC-50 out-of-fold, clean"])
     rows = []
-    for audio, d in [("ESC-50 out-of-fold", inside)] + [(n, np.concatenate(v)) for n, v in ood.items()]:
-        rows.append({"audio": audio, "scores": len(d), "p50": float(np.median(d)), "p95": float(np.percentile(d, 95)),
-                     "flagged": float(np.mean(d > threshold)), "auroc": auroc(inside, d)})
-    report("qa_ood", rows, f"Mahalanobis distance of the embedding from the training clips' mean (shared covariance, "
-           f"ridge 1e-3 of the mean variance), the largest over a file's windows, from the 5 fold models of {args.cv}, "
-           f"each fitted on its 4 training folds. Threshold = 95th percentile of out-of-fold ESC-50 distances = "
-           f"{threshold:.2f}, saved with the shipped model. flagged = fraction above it; auroc = how well the distance "
-           f"separates that audio from out-of-fold ESC-50 (0.5 = not at all). Synthetic: {args.per_kind} clips per "
-           "kind, 5 s, 32 kHz, peak 0.3, each scored by all five models.")
+    for name, parts in distances.items():
+        d, b = np.concatenate(parts), np.concatenate(best[name])
+        rows.append({"audio": name, "clips": len(d), "unfamiliar": float(np.mean(d > threshold)),
+                     "unsure": float(np.mean(b < unsure_below)), "p50_distance": float(np.median(d)),
+                     "auroc_vs_clean": auroc(clean, d)})
+    report("qa_ood", rows, f"Fold models of {args.cv}; unfamiliar threshold = {args.quantile:g}th percentile of the "
+           f"out-of-fold distances = {threshold:.2f}; unsure = no window scores {unsure_below} on any sound. "
+           + " ".join(__doc__.split("\n\n")[2].split()))
 
 
 if __name__ == "__main__":

@@ -43,3 +43,10 @@ def test_bad_preset_and_file(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("{oops")
     with pytest.raises(ConfigError, match="not valid JSON"):
         make_config(file=tmp_path / "bad.json")
+
+
+def test_runs_saved_before_multilabel_training_still_load() -> None:
+    old = {"train": {"epochs": 150, "mixup_alpha": 0.5, "label_smoothing": 0.1, "freq_masks": 2}}
+    assert from_dict(old).train.epochs == 150
+    with pytest.raises(ConfigError, match=r"unknown key 'train\.mixup_alpha'"):
+        make_config(overrides=["train.mixup_alpha=0.2"])  # a retired key is not a setting any more

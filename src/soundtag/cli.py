@@ -405,7 +405,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     decision = json.loads(summary.read_text()).get("threshold") if summary.is_file() else None
     if decision is None:
         raise ConfigError(f"{summary}: no out-of-fold decision threshold; run `soundtag evaluate {args.cv}` first")
-    held_out = np.concatenate([d for _, d in out_of_fold(args.data, args.cv)])
+    held_out = np.concatenate([d for _, _, d in out_of_fold(args.data, args.cv)])
     threshold = calibrate(args.data, args.model, held_out, args.quantile)
     set_threshold(args.model, decision)
     print(f"{args.model}: a sound is present from score {decision:.2f}; unfamiliar above distance {threshold:.2f} "

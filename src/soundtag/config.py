@@ -74,10 +74,17 @@ def _read_json(path: Path) -> dict:
         raise ConfigError(f"{path}: not valid JSON ({err})") from None
 
 
+# Keys of runs saved before 0.2 (single-label recipe: mixup, label smoothing, masks under train), skipped when such
+# a run's config.json is read, so that its fold models can still be evaluated.
+RETIRED = {"train.label_smoothing", "train.mixup_alpha", "train.time_shift", "train.freq_masks",
+           "train.freq_mask_width", "train.time_masks", "train.time_mask_width"}
+
+
 def from_dict(data: dict, base: RunConfig = RunConfig()) -> RunConfig:
-    """Build a RunConfig from nested dicts; every key must exist and every value must fit its type."""
+    """Build a RunConfig from nested dicts; every key must exist (or be RETIRED) and every value fit its type."""
     items = [f"{section}.{key}={json.dumps(value)}" for section, values in data.items()
-             for key, value in (values.items() if isinstance(values, dict) else [(None, values)])]
+             for key, value in (values.items() if isinstance(values, dict) else [(None, values)])
+             if f"{section}.{key}" not in RETIRED]
     return apply_overrides(base, items)
 
 

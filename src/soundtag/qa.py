@@ -155,9 +155,10 @@ def embeddings(clf: Classifier, paths: list[Path], batch: int = 64) -> np.ndarra
                      for a in clf.analyze_batch(paths[i:i + batch], top_k=1) if not a.silent])
 
 
-def out_of_fold(data: str | Path, cv: str | Path) -> Iterator[tuple[Classifier, np.ndarray]]:
-    """For each fold model `cv/fold{k}` (those trained so far): the model with OOD statistics fitted on its training
-    folds, and the distances of its held-out fold's files: what it would say of new audio of known classes."""
+def out_of_fold(data: str | Path, cv: str | Path) -> Iterator[tuple[int, Classifier, np.ndarray]]:
+    """For each fold model `cv/fold{k}` (those trained so far): k, the model with OOD statistics fitted on its
+    training folds, and the distances of its held-out fold's files: what it would say of new audio of known
+    classes."""
     dataset = load_dataset(data)
     trained = [k for k in sorted(set(dataset.folds.tolist())) if (Path(cv) / f"fold{k}" / "model.json").is_file()]
     if not trained:
@@ -166,7 +167,7 @@ def out_of_fold(data: str | Path, cv: str | Path) -> Iterator[tuple[Classifier, 
         train, test = dataset.split(k)
         clf = Classifier.load(Path(cv) / f"fold{k}")
         clf.ood_stats = fit_ood(embeddings(clf, [dataset.paths[i] for i in train]), threshold=np.inf)
-        yield clf, clf.ood(embeddings(clf, [dataset.paths[i] for i in test]))
+        yield k, clf, clf.ood(embeddings(clf, [dataset.paths[i] for i in test]))
 
 
 def calibrate(data: str | Path, model: str | Path, held_out: np.ndarray, quantile: float = 95.0) -> float:
