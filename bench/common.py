@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -66,3 +67,20 @@ def held_out_classifiers(cv: str | Path, folds: np.ndarray, only: list[int] | No
         raise SystemExit(f"{cv}: no fold models (fold*/model.safetensors) for folds {missing or 'any'}")
     for k in sorted(only or found):
         yield k, Classifier.load(found[k], **kwargs), folds == k
+
+
+def recipe_parser(doc: str) -> argparse.ArgumentParser:
+    """Arguments of the benchmarks that score a cross-validation run's fold models on their held-out folds."""
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default="data/ESC-50")
+    parser.add_argument("--cv", default="results/esc50", help="cross-validation run with fold models")
+    parser.add_argument("--name", required=True, help="the recipe's name in the table")
+    parser.add_argument("--folds", type=lambda t: [int(k) for k in t.split(",")], help="only these folds, e.g. 1,2")
+    return parser
+
+
+def report_recipe(name: str, recipe: str, rows: list[dict], notes: str) -> None:
+    """`report`, keeping the rows of other recipes already in results/bench/NAME.json: recipes side by side."""
+    path = RESULTS / f"{name}.json"
+    kept = [r for r in json.loads(path.read_text())["rows"] if r["recipe"] != recipe] if path.exists() else []
+    report(name, kept + rows, notes)

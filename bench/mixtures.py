@@ -17,12 +17,11 @@ Rows of each --name are kept in results/bench/mixtures.json, so recipes sit side
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import numpy as np
-from common import RESULTS, held_out_classifiers, load_waves, report
+from common import held_out_classifiers, load_waves, recipe_parser, report_recipe
 from sklearn.metrics import average_precision_score
 
 LEVELS_DB = (0.0, -10.0)
@@ -36,11 +35,7 @@ def mix(first: np.ndarray, second: np.ndarray, db: float) -> np.ndarray:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default="data/ESC-50")
-    parser.add_argument("--cv", default="results/esc50", help="cross-validation run with fold models")
-    parser.add_argument("--name", required=True, help="the recipe's name in the table")
-    parser.add_argument("--folds", type=lambda t: [int(k) for k in t.split(",")], help="only these folds, e.g. 1,2")
+    parser = recipe_parser(__doc__)
     args = parser.parse_args()
     summary = json.loads((Path(args.cv) / "summary.json").read_text())
     if "threshold_without_fold" not in summary:
@@ -76,9 +71,7 @@ def main() -> None:
                      "first": float(np.mean(above[n, first])), "second": float(np.mean(above[n, second])),
                      "others_above": float((above & ~y).sum(1).mean()),
                      "mAP": float(average_precision_score(y, s, average="macro"))})
-    path = RESULTS / "mixtures.json"
-    kept = [r for r in json.loads(path.read_text())["rows"] if r["recipe"] != args.name] if path.exists() else []
-    report("mixtures", kept + rows, " ".join(__doc__.split("\n\n")[:2]).replace("\n", " "))
+    report_recipe("mixtures", args.name, rows, " ".join(__doc__.split("\n\n")[:2]).replace("\n", " "))
 
 
 if __name__ == "__main__":

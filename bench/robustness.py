@@ -24,8 +24,6 @@ Rows of each --name are kept in results/bench/robustness.json, so recipes sit si
 
 from __future__ import annotations
 
-import argparse
-import json
 import shutil
 import subprocess
 import tempfile
@@ -34,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import soxr
-from common import RESULTS, held_out_classifiers, load_waves, report
+from common import held_out_classifiers, load_waves, recipe_parser, report_recipe
 from scipy.signal import fftconvolve
 
 SR = 32_000
@@ -129,11 +127,7 @@ def conditions(waves: np.ndarray, seed: int = 0) -> dict[str, tuple[list[np.ndar
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default="data/ESC-50")
-    parser.add_argument("--cv", default="results/esc50", help="cross-validation run with fold models")
-    parser.add_argument("--name", required=True, help="the recipe's name in the table")
-    parser.add_argument("--folds", type=lambda t: [int(k) for k in t.split(",")], help="only these folds, e.g. 1,2")
+    parser = recipe_parser(__doc__)
     parser.add_argument("--aggregate", default="max", choices=("max", "mean"), help="file tags from windows")
     args = parser.parse_args()
     dataset, waves = load_waves(args.data)
@@ -151,10 +145,7 @@ def main() -> None:
     clean = float(np.mean(correct["clean"]))
     rows = [{"recipe": args.name, "folds": ",".join(done), "condition": name, "accuracy": float(np.mean(hits)),
              "vs_clean": float(np.mean(hits)) - clean} for name, hits in correct.items()]
-    path = RESULTS / "robustness.json"
-    kept = [r for r in json.loads(path.read_text())["rows"] if r["recipe"] != args.name] if path.exists() else []
-    report("robustness", kept + rows, __doc__.split("\n\n")[0].replace("\n", " ") + " " +
-           __doc__.split("\n\n")[1].replace("\n", " "))
+    report_recipe("robustness", args.name, rows, " ".join(__doc__.split("\n\n")[:2]).replace("\n", " "))
 
 
 if __name__ == "__main__":
