@@ -251,3 +251,17 @@ def test_a_catalog_from_before_the_level_checks_is_upgraded(clf: Classifier, tmp
     assert tag_library([tmp_path / "lib"], tmp_path / "old.db", clf, workers=0)["tagged"] == 1
     conn = sqlite3.connect(tmp_path / "old.db")
     assert conn.execute("SELECT peak FROM assets").fetchone()[0] == pytest.approx(0.5, abs=1e-3)
+
+
+def test_files_tagged_before_events_were_kept_are_tagged_again(clf: Classifier, tmp_path: Path) -> None:
+    (tmp_path / "lib").mkdir()
+    sf.write(tmp_path / "lib" / "a.wav", tone(440.0, 16000, 8.0), 16000)
+    db = tmp_path / "cat.db"
+    tag_library([tmp_path / "lib"], db, clf, workers=0)
+    assert tag_library([tmp_path / "lib"], db, clf, workers=0)["skipped"] == 1
+    with sqlite3.connect(db) as conn:  # what a 0.1 catalog holds: no windows, no events
+        conn.execute("DELETE FROM windows")
+        conn.execute("DELETE FROM events")
+    assert tag_library([tmp_path / "lib"], db, clf, workers=0)["tagged"] == 1
+    assert search(db, CLASSES[0], min_score=0.0)
+

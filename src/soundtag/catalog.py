@@ -87,8 +87,11 @@ def discover(roots: Iterable[str | Path]) -> list[Path]:
 
 
 def pending(conn: sqlite3.Connection, paths: list[Path]) -> list[Path]:
-    """Paths that are new, or whose size or modification time changed since they were catalogued."""
-    known = {row[0]: (row[1], row[2]) for row in conn.execute("SELECT path, size, mtime_ns FROM assets")}
+    """Paths that are new, whose size or modification time changed since they were catalogued, or that were tagged
+    before windows and events were kept (a catalog written by soundtag 0.1: its files have no `windows` rows)."""
+    known = {row[0]: (row[1], row[2]) for row in conn.execute(
+        "SELECT path, size, mtime_ns FROM assets a WHERE status = 'error' "
+        "OR EXISTS (SELECT 1 FROM windows w WHERE w.asset_id = a.id)")}
     return [p for p in paths if known.get(str(p)) != _stat(p)]
 
 
