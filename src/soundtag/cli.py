@@ -117,9 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("onnx", help="export a model to ONNX",
                        description="Export the whole pipeline (waveform at the model's sample rate -> log-mel -> "
                                    "CNN) as one ONNX graph with inputs `wave` (batch, samples) and outputs `probs` "
-                                   "(batch, classes) and `embedding`. Class names and settings travel in its "
-                                   "metadata (key `soundtag`). Put it in the model folder as model.onnx and "
-                                   "`--backend onnx` uses it.")
+                                   "(batch, classes: each class's score) and `embedding`. Class names and "
+                                   "settings travel in its metadata (key `soundtag`). Put it in the model folder "
+                                   "as model.onnx and `--backend onnx` uses it.")
     p.add_argument("--model", help="model folder (default: the shipped ESC-50 model, or $SOUNDTAG_MODEL)")
     p.add_argument("--out", default="model.onnx", help="where to write it (default: %(default)s)")
 
@@ -211,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "the one CV chose out-of-fold (CV/summary.json, written by `soundtag train` and `soundtag "
                     "evaluate`), written into MODEL/model.json. And the statistics behind `qa`'s unfamiliar-audio "
                     "check are fitted: each fold model scores its held-out fold, and the threshold is the "
-                    "--quantile of those distances, so about 100 - quantile %% of new windows of known classes get "
+                    "--quantile of those distances, so about 100 - quantile % of new windows of known classes get "
                     "flagged. Writes MODEL/ood.safetensors.",
         epilog="Example: soundtag calibrate --data my_sounds/ --cv runs/mine --model runs/mine-full/full")
     p.add_argument("--data", default="data/ESC-50", help="the dataset both runs trained on (default: %(default)s)")
