@@ -158,12 +158,49 @@ def test_events_are_stored_searched_and_exported(clf: Classifier, tmp_path: Path
 def test_cli_tag_search_export(model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     make_library(tmp_path / "lib")
     db = str(tmp_path / "cat.db")
-    assert main(["tag", str(tmp_path / "lib"), "--db", db, "--model", str(model_dir), "--workers", "1"]) == 0
-    assert "3 unreadable" in capsys.readouterr().out
+    assert main(["tag", str(tmp_path / "lib"), "--db", db, "--model", str(model_dir), "--workers", "1"]) == 1
+    out, err = capsys.readouterr()
+    assert "3 unreadable" in out and "soundtag qa --db" in err  # like predict: exit 1 when a file failed
     assert main(["search", "--db", db, "--label", CLASSES[0], "--min-score", "0", "--between", "0s", "5s"]) == 0
     assert main(["export", "--db", db, "--format", "csv", "--out", str(tmp_path / "x.csv")]) == 0
     assert main(["search", "--db", str(tmp_path / "none.db"), "--label", "dog"]) == 2
     assert "no such catalog" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["search", "--label", "bells"], "no sound called 'bells' in this catalog; did you mean bell?"),
+    (["search", "--label", "Rain"], "did you mean rain?"),
+    (["search", "--label", "bell", "--between", "60", "10"], "the start must come before the end"),
+    (["export", "--out", "tags.txt"], "cannot tell the format from the extension"),
+    (["export", "--out", "tags.parquet", "--format", "csv"], "the extension says parquet but --format says csv"),
+])
+def test_cli_mistakes_get_one_clear_line(model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+                                         args: list, message: str) -> None:
+    (tmp_path / "lib").mkdir()
+    sf.write(tmp_path / "lib" / "a.wav", tone(440.0, 16000, 1.0), 16000)
+    db = str(tmp_path / "cat.db")
+    assert main(["tag", str(tmp_path / "lib"), "--db", db, "--model", str(model_dir), "--workers", "0"]) == 0
+    capsys.readouterr()
+    out_args = [a if not a.startswith("tags.") else str(tmp_path / a) for a in args]
+    assert main([*out_args[:1], "--db", db, *out_args[1:]]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_export_takes_the_format_from_the_extension(clf: Classifier, tmp_path: Path) -> None:
+    (tmp_path / "lib").mkdir()
+    sf.write(tmp_path / "lib" / "a.wav", tone(440.0, 16000, 1.0), 16000)
+    db = str(tmp_path / "cat.db")
+    tag_library([tmp_path / "lib"], db, clf, workers=0)
+    assert main(["export", "--db", db, "--out", str(tmp_path / "tags.parquet")]) == 0
+    assert (tmp_path / "tags.parquet").read_bytes()[:4] == b"PAR1"
+
+
+def test_tag_refuses_a_missing_root(model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    db = tmp_path / "cat.db"
+    assert main(["tag", str(tmp_path / "not-there"), "--db", str(db), "--model", str(model_dir)]) == 2
+    assert "not-there: no such folder or file" in capsys.readouterr().err
+    assert not db.exists()  # an unmounted share leaves no empty catalog behind
 
 
 def test_list_files_are_read(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from conftest import TINY, tiny_bundle
 
+import soundtag
 from soundtag.cli import main
 
 
@@ -113,3 +114,10 @@ def test_predict_rejects_non_positive_numbers(flag: list, capsys: pytest.Capture
     with pytest.raises(SystemExit):
         main(["predict", "x.wav", *flag])
     assert "expected a positive" in capsys.readouterr().err
+
+
+def test_version(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"soundtag {soundtag.__version__}"
+

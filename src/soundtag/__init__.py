@@ -1,10 +1,10 @@
 """soundtag: sound-class tags for audio, from a compact CNN trained on ESC-50.
 
 `from soundtag import Classifier` is the entry point; the modules follow the pipeline: audio -> features -> data
--> model -> train -> evaluate -> infer (and export) -> catalog -> qa -> app, with `cli` on top.
+-> model -> augment -> train -> evaluate -> infer (and export) -> catalog -> qa -> app, with `cli` on top.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 __all__ = ["AudioError", "Classifier"]
 
 

@@ -8,6 +8,7 @@ A file that cannot be read is recorded with its reason and the run goes on.
 from __future__ import annotations
 
 import csv
+import difflib
 import json
 import logging
 import pickle
@@ -39,6 +40,7 @@ CREATE TABLE IF NOT EXISTS window_tags (
     start_s REAL, end_s REAL, label TEXT, score REAL);
 CREATE TABLE IF NOT EXISTS file_tags (
     asset_id INTEGER NOT NULL REFERENCES assets(id) ON DELETE CASCADE, label TEXT, score REAL, rank INTEGER);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS windows (
     asset_id INTEGER NOT NULL REFERENCES assets(id) ON DELETE CASCADE, start_s REAL, end_s REAL, silent INTEGER,
     ood REAL);
@@ -51,6 +53,10 @@ CREATE INDEX IF NOT EXISTS window_tags_label ON window_tags(label, score);
 CREATE INDEX IF NOT EXISTS file_tags_label ON file_tags(label, score);
 CREATE INDEX IF NOT EXISTS events_label ON events(label, score);
 """
+
+
+class CatalogError(ValueError):
+    """A search or export the catalog cannot answer as asked; the message says why and what would work."""
 
 
 def connect(db: str | Path) -> sqlite3.Connection:
@@ -140,6 +146,8 @@ def tag_library(roots: Iterable[str | Path], db: str | Path, clf: Classifier, wo
         raise ValueError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
     keep_freed_memory()
     conn = connect(db)
+    with conn:  # the taxonomy the tags come from, so that searches can check their labels
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('classes', ?)", (json.dumps(clf.classes),))
     found = discover(roots)
     todo = pending(conn, found)
     counts = {"found": len(found), "skipped": len(found) - len(todo), "tagged": 0, "failed": 0}
@@ -271,6 +279,8 @@ def search(db: str | Path, label: str, min_score: float = 0.5,
            between: tuple[float, float] | None = None) -> list[dict]:
     """Events of `label` whose peak score is at least `min_score` (events exist where a sound reached the model's
     threshold when the file was tagged), optionally only those overlapping [start, end] seconds; best first."""
+    if between is not None and not 0 <= between[0] < between[1]:
+        raise CatalogError(f"--between {between[0]:g} {between[1]:g}: the start must come before the end (seconds)")
     sql = ("SELECT a.path, e.start_s, e.end_s, e.score FROM events e JOIN assets a ON a.id = e.asset_id "
            "WHERE e.label = ? AND e.score >= ?")
     args: list = [label, min_score]
@@ -278,8 +288,19 @@ def search(db: str | Path, label: str, min_score: float = 0.5,
         sql += " AND e.end_s > ? AND e.start_s < ?"
         args += list(between)
     with closing(open_catalog(db)) as conn:
+        _check_label(conn, label)
         rows = conn.execute(sql + " ORDER BY e.score DESC, a.path, e.start_s", args).fetchall()
     return [{"path": p, "start": s, "end": e, "score": sc} for p, s, e, sc in rows]
+
+
+def _check_label(conn: sqlite3.Connection, label: str) -> None:
+    """Refuse a label the catalog's model does not know, suggesting the nearest (catalogs from 0.1 are not checked)."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'classes'").fetchone()
+    classes = json.loads(row[0]) if row else [label]
+    if label not in classes:
+        near = difflib.get_close_matches(label.lower(), classes, n=3, cutoff=0.5)
+        hint = f"did you mean {' or '.join(near)}? " if near else ""
+        raise CatalogError(f"no sound called {label!r} in this catalog; {hint}Its sounds: {', '.join(classes)}")
 
 
 def similar(db: str | Path, query: np.ndarray, k: int = 10, exclude: str | Path | None = None) -> list[dict]:
@@ -338,6 +359,20 @@ _INDEXES: dict[str, tuple[list, object]] = {}  # catalog path -> (its stamp, its
 def _unit(vectors: np.ndarray) -> np.ndarray:
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+
+
+EXPORT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet"}
+
+
+def export_format(out: str | Path, fmt: str | None) -> str:
+    """The format for `out`: `fmt` if given (it must agree with a known extension), else from the extension."""
+    by_suffix = EXPORT_FORMATS.get(Path(out).suffix.lower())
+    if fmt is None and by_suffix is None:
+        raise CatalogError(f"{out}: cannot tell the format from the extension; name it .csv, .jsonl or .parquet, "
+                           "or give --format")
+    if fmt is not None and by_suffix not in (None, fmt):
+        raise CatalogError(f"{out}: the extension says {by_suffix} but --format says {fmt}; make them agree")
+    return fmt or by_suffix
 
 
 def export(db: str | Path, out: str | Path, fmt: str) -> int:

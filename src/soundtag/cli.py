@@ -8,14 +8,15 @@ import os
 import sys
 from pathlib import Path
 
+from soundtag import __version__
 from soundtag.audio import AudioError
-from soundtag.catalog import ENGINES
+from soundtag.catalog import ENGINES, CatalogError
 from soundtag.config import PRESETS, ConfigError, make_config
 from soundtag.data import ESC50_URL, DatasetError
 from soundtag.infer import BACKENDS, PRECISIONS
 from soundtag.qa import QAConfig, QAError
 
-USER_ERRORS = (AudioError, ConfigError, DatasetError, FileNotFoundError, ImportError, QAError)
+USER_ERRORS = (AudioError, CatalogError, ConfigError, DatasetError, FileNotFoundError, ImportError, QAError)
 
 
 def _folds(text: str) -> list[int]:
@@ -56,6 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
                "  soundtag train --out runs/cv              # 5-fold cross-validation, then its report\n"
                "  soundtag evaluate runs/cv                 # recompute the report from the saved models\n"
                "Run `soundtag COMMAND --help` for each command's options.")
+    parser.add_argument("--version", action="version", version=f"soundtag {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("download", help="fetch and verify the ESC-50 dataset",
@@ -150,8 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("export", help="export a catalog as CSV, JSON lines or Parquet",
                        description="One row per file: path, status, error, duration, sample rate, channels, tags.")
     p.add_argument("--db", required=True, help="the SQLite catalog")
-    p.add_argument("--format", choices=["csv", "jsonl", "parquet"], default="csv", help="(default: %(default)s)")
-    p.add_argument("--out", required=True, help="output file")
+    p.add_argument("--format", choices=["csv", "jsonl", "parquet"],
+                   help="(default: from the extension of --out: .csv, .jsonl or .parquet)")
+    p.add_argument("--out", required=True, help="output file, e.g. tags.parquet")
 
     p = sub.add_parser("search", help="find where a sound happens in a catalog",
                        description="List the events of LABEL (time ranges where the sound reached the model's "
@@ -315,21 +318,27 @@ def cmd_tag(args: argparse.Namespace) -> int:
     from soundtag.catalog import tag_library
     from soundtag.infer import Classifier
 
+    missing = [r for r in args.roots if not Path(r).exists()]
+    if missing:  # an unmounted share must not look like an empty library
+        raise FileNotFoundError(f"{', '.join(missing)}: no such folder or file")
     clf = Classifier.load(args.model, window=args.window, hop=args.hop, precision=args.precision)
     if args.address and args.engine != "ray":
         raise ConfigError("--address is for --engine ray")
     if args.engine == "ray" and args.workers == 0:
         raise ConfigError("--engine ray needs --workers 1 or more (model actors)")
     counts = tag_library(args.roots, args.db, clf, workers=args.workers, engine=args.engine, address=args.address)
-    print(f"{counts['found']} files: {counts['tagged']} tagged, {counts['failed']} unreadable (reasons in the "
-          f"catalog), {counts['skipped']} unchanged since the last run; {counts['seconds']:.1f} s")
-    return 0
+    print(f"{counts['found']} files: {counts['tagged']} tagged, {counts['failed']} unreadable, {counts['skipped']} "
+          f"unchanged since the last run; {counts['seconds']:.1f} s")
+    if counts["failed"]:
+        print(f"{counts['failed']} files could not be read: `soundtag qa --db {args.db}` lists them with the reason",
+              file=sys.stderr)
+    return 1 if counts["failed"] else 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from soundtag.catalog import export
+    from soundtag.catalog import export, export_format
 
-    print(f"wrote {export(args.db, args.out, args.format)} rows to {args.out}")
+    print(f"wrote {export(args.db, args.out, export_format(args.out, args.format))} rows to {args.out}")
     return 0
 
 
