@@ -164,3 +164,16 @@ def test_bad_arrays(data: np.ndarray, sr: int, reason: str) -> None:
 def test_array_needs_its_rate() -> None:
     with pytest.raises(AudioError, match="sample_rate"):
         load(tone())
+
+
+def test_absurd_but_finite_samples_are_refused() -> None:
+    loud = np.zeros(16000, np.float32)
+    loud[100] = 3.4e38
+    with pytest.raises(AudioError, match="over full scale"):
+        load(loud, 16000)
+    assert np.abs(load(loud.clip(-2, 2), 16000)).max() <= 2.1  # a little over full scale is still audio
+
+
+def test_a_list_is_not_one_input() -> None:
+    with pytest.raises(AudioError, match="use predict_batch"):
+        load([np.zeros(100), np.zeros(100)], 16000)

@@ -121,3 +121,13 @@ def test_version(capsys: pytest.CaptureFixture) -> None:
         main(["--version"])
     assert exit_.value.code == 0 and capsys.readouterr().out.strip() == f"soundtag {soundtag.__version__}"
 
+
+
+def test_a_tampered_model_is_one_line(model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import shutil
+
+    shutil.copytree(model_dir, tmp_path / "m")
+    (tmp_path / "m" / "model.safetensors").write_bytes(b"not weights")
+    assert main(["predict", "x.wav", "--model", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err
+    assert "unreadable weights" in err and len(err.strip().splitlines()) == 1

@@ -1,12 +1,18 @@
+import json
+import re
 from pathlib import Path
 
+import pytest
 import torch
+from conftest import tiny_bundle
+from safetensors.torch import load_file, save_file
 
 from soundtag.audio import AudioConfig
 from soundtag.features import FrontendConfig
 from soundtag.model import (
     ModelBundle,
     ModelConfig,
+    ModelError,
     SoundCNN,
     count_macs,
     count_parameters,
@@ -55,3 +61,27 @@ def test_folded_batchnorm_gives_the_same_outputs() -> None:
     x = torch.randn(2, 64, 100)
     with torch.no_grad():
         torch.testing.assert_close(folded(x), model(x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize(("tamper", "message"), [
+    (lambda d: (d / "model.json").write_text("{not json"), "not a soundtag model description"),
+    (lambda d: _edit_json(d, lambda m: m["frontend"].update(sample_rate=16000)), "audio rate 32000 Hz and frontend"),
+    (lambda d: _edit_json(d, lambda m: m["frontend"].update(n_mels=100000)), "n_mels 100000"),
+    (lambda d: _edit_json(d, lambda m: m.update(classes=m["classes"][:2])), "2 class names for 3 outputs"),
+    (lambda d: _edit_json(d, lambda m: m["model"].update(channels=[8, 32])), "does not fit model.json"),
+    (lambda d: (d / "model.safetensors").write_bytes((d / "model.safetensors").read_bytes()[:500]),
+     "unreadable weights"),
+    (lambda d: save_file({k: v * float("nan") for k, v in load_file(d / "model.safetensors").items()},
+                         d / "model.safetensors"), "NaN or infinite weights"),
+])
+def test_a_tampered_model_folder_is_refused_with_a_reason(tmp_path: Path, tamper, message: str) -> None:
+    save_model(tmp_path, tiny_bundle(["a", "b", "c"]))
+    tamper(tmp_path)
+    with pytest.raises(ModelError, match=re.escape(message)):
+        load_model(tmp_path)
+
+
+def _edit_json(folder: Path, change) -> None:
+    meta = json.loads((folder / "model.json").read_text())
+    change(meta)
+    (folder / "model.json").write_text(json.dumps(meta))

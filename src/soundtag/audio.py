@@ -19,6 +19,7 @@ import soxr
 MIN_SAMPLE_RATE = 1_000
 MAX_SAMPLE_RATE = 768_000
 MAX_CHANNELS = 64
+MAX_PEAK = 1e4  # float audio may overshoot full scale a little; 80 dB over it is not a recording
 
 
 class AudioError(ValueError):
@@ -130,6 +131,10 @@ def prepare(data: np.ndarray, sample_rate: int, target_rate: int, source: object
     mono = to_mono(to_float(data, source), source)
     if not np.isfinite(mono).all():
         raise AudioError(source, "contains NaN or infinite samples")
+    peak = float(np.abs(mono).max())
+    if peak > MAX_PEAK:
+        raise AudioError(source, f"samples reach {peak:.3g}, {20 * np.log10(peak):.0f} dB over full scale (1.0): "
+                                 "not audio levels")
     if sample_rate != target_rate:
         mono = soxr.resample(mono, sample_rate, target_rate, quality="HQ").astype(np.float32)
     return np.ascontiguousarray(mono, dtype=np.float32)
@@ -141,6 +146,8 @@ def load(source: str | Path | np.ndarray, sample_rate: int | None = None,
     if isinstance(source, (str, Path)):
         data, sample_rate = decode(source)
         return prepare(data, sample_rate, target_rate, source)
+    if isinstance(source, (list, tuple)):
+        raise AudioError("list", "one file or array at a time; for several, use predict_batch or analyze_batch")
     if sample_rate is None:
         raise AudioError("array", "an array needs its sample_rate")
     return prepare(np.asarray(source), int(sample_rate), target_rate)

@@ -14,9 +14,11 @@ from soundtag.catalog import ENGINES, CatalogError
 from soundtag.config import PRESETS, ConfigError, make_config
 from soundtag.data import ESC50_URL, DatasetError
 from soundtag.infer import BACKENDS, PRECISIONS
+from soundtag.model import ModelError
 from soundtag.qa import QAConfig, QAError
 
-USER_ERRORS = (AudioError, CatalogError, ConfigError, DatasetError, FileNotFoundError, ImportError, QAError)
+USER_ERRORS = (AudioError, CatalogError, ConfigError, DatasetError, FileNotFoundError, ImportError, ModelError,
+               QAError)
 
 
 def _folds(text: str) -> list[int]:

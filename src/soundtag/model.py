@@ -172,20 +172,55 @@ def set_threshold(directory: str | Path, threshold: float) -> None:
     path.write_text(json.dumps(meta, indent=2) + "\n")
 
 
+class ModelError(ValueError):
+    """A model folder whose files are unreadable or do not agree with each other; the message says which."""
+
+
 def load_model(directory: str | Path) -> ModelBundle:
-    """Read what `save_model` wrote; safetensors, so nothing is unpickled."""
+    """Read what `save_model` wrote; safetensors, so nothing is unpickled. The folder is checked before it is used:
+    readable files, settings that agree (one sample rate, the classes the head has), weights of the configured
+    shapes and all finite."""
     directory = Path(directory)
     for name in ("model.json", "model.safetensors"):
         if not (directory / name).is_file():
             raise FileNotFoundError(f"{directory / name}: missing; a model folder holds model.json and "
                                     "model.safetensors")
-    meta = json.loads((directory / "model.json").read_text())
-    m = meta["model"]
-    config = ModelConfig(n_classes=m["n_classes"], channels=tuple(m["channels"]),
-                         convs_per_block=tuple(m["convs_per_block"]), dropout=m["dropout"],
-                         output=m.get("output", "softmax"))  # models before 0.2 were single-label
-    model = SoundCNN(config)
-    model.load_state_dict(load_file(directory / "model.safetensors"))
-    model.eval()
-    return ModelBundle(model, list(meta["classes"]), AudioConfig(**meta["audio"]), FrontendConfig(**meta["frontend"]),
-                       float(meta.get("threshold", 0.5)))
+    try:
+        meta = json.loads((directory / "model.json").read_text())
+        m = meta["model"]
+        config = ModelConfig(n_classes=m["n_classes"], channels=tuple(m["channels"]),
+                             convs_per_block=tuple(m["convs_per_block"]), dropout=m["dropout"],
+                             output=m.get("output", "softmax"))  # models before 0.2 were single-label
+        bundle = ModelBundle(SoundCNN(config), list(meta["classes"]), AudioConfig(**meta["audio"]),
+                             FrontendConfig(**meta["frontend"]), float(meta.get("threshold", 0.5)))
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
+        raise ModelError(f"{directory / 'model.json'}: not a soundtag model description ({err!r})") from None
+    _check(bundle, directory)
+    try:
+        state = load_file(directory / "model.safetensors")
+    except Exception as err:  # safetensors raises its own error types for truncated or foreign files
+        raise ModelError(f"{directory / 'model.safetensors'}: unreadable weights ({err})") from None
+    try:
+        bundle.model.load_state_dict(state)
+    except RuntimeError as err:
+        first = str(err).splitlines()[1].strip() if "\n" in str(err) else str(err)
+        raise ModelError(f"{directory / 'model.safetensors'}: does not fit model.json ({first})") from None
+    if not all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point()):
+        raise ModelError(f"{directory / 'model.safetensors'}: holds NaN or infinite weights")
+    bundle.model.eval()
+    return bundle
+
+
+def _check(bundle: ModelBundle, directory: Path) -> None:
+    """Settings that must agree before any weight is read."""
+    if bundle.audio.sample_rate != bundle.frontend.sample_rate:
+        raise ModelError(f"{directory / 'model.json'}: audio rate {bundle.audio.sample_rate} Hz and frontend rate "
+                         f"{bundle.frontend.sample_rate} Hz differ")
+    if len(bundle.classes) != bundle.model.config.n_classes:
+        raise ModelError(f"{directory / 'model.json'}: {len(bundle.classes)} class names for "
+                         f"{bundle.model.config.n_classes} outputs")
+    if not 0 < bundle.threshold < 1:
+        raise ModelError(f"{directory / 'model.json'}: threshold {bundle.threshold} is not between 0 and 1")
+    if not 8 <= bundle.frontend.n_mels <= 512 or not 64 <= bundle.frontend.n_fft <= 16_384:
+        raise ModelError(f"{directory / 'model.json'}: n_mels {bundle.frontend.n_mels} or n_fft "
+                         f"{bundle.frontend.n_fft} out of range (8-512, 64-16384)")
