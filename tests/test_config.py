@@ -1,4 +1,5 @@
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,22 @@ def test_runs_saved_before_multilabel_training_still_load() -> None:
     assert from_dict(old).train.epochs == 150
     with pytest.raises(ConfigError, match=r"unknown key 'train\.mixup_alpha'"):
         make_config(overrides=["train.mixup_alpha=0.2"])  # a retired key is not a setting any more
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["train.epochs=0"], "epochs and batch_size must be at least 1"),
+    (["train.lr=nan"], "0 < lr < 10"),
+    (["model.dropout=1.5"], "dropout must lie in [0, 1)"),
+    (["frontend.f_max=30000"], "f_max <= sample_rate / 2 (16000 Hz)"),
+    (["frontend.hop_length=0"], "1 <= hop_length <= n_fft"),
+    (["audio.sample_rate=16000"], "audio.sample_rate=16000 and frontend.sample_rate=32000 must agree"),
+    (["audio.duration=0"], "duration must lie in 0.1-600 s"),
+])
+def test_out_of_range_values_are_refused_before_anything_runs(overrides: list, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        make_config(overrides=overrides)
+
+
+def test_related_values_are_checked_together() -> None:
+    cfg = make_config(overrides=["frontend.sample_rate=16000", "frontend.f_max=7000", "audio.sample_rate=16000"])
+    assert (cfg.audio.sample_rate, cfg.frontend.f_max) == (16000, 7000.0)

@@ -160,3 +160,27 @@ def test_download_failures_are_clear_and_clean(tmp_path: Path, kind: str) -> Non
         download_esc50(root, url)
     assert list(root.iterdir()) == []
     shutil.rmtree(root)
+
+
+def test_csv_with_a_byte_order_mark_is_read(tone_dataset: Path, tmp_path: Path) -> None:
+    rows = [f"{p},{p.parent.name}" for p in sorted(tone_dataset.rglob("*.wav"))]
+    (tmp_path / "list.csv").write_text("path,label\n" + "\n".join(rows) + "\n", encoding="utf-8-sig")
+    assert load_dataset(tmp_path / "list.csv").classes == ["clicks", "noise", "tone"]
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("path,label\n{a},dog\n{b},dog\n", "only one class"),
+    ("path,label\n{a},dog\n{b},\n", "1 clips have no label"),
+])
+def test_data_nothing_can_be_learned_from_is_refused(tone_dataset: Path, tmp_path: Path, text: str,
+                                                     message: str) -> None:
+    a, b = sorted(tone_dataset.rglob("*.wav"))[:2]
+    (tmp_path / "list.csv").write_text(text.format(a=a, b=b))
+    with pytest.raises(DatasetError, match=message):
+        load_dataset(tmp_path / "list.csv")
+
+
+def test_latin1_csv_is_one_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "list.csv").write_bytes("path,label\ncaf\xe9.wav,dog\n".encode("latin-1"))
+    with pytest.raises(DatasetError, match="not UTF-8"):
+        load_dataset(tmp_path / "list.csv")

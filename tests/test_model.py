@@ -65,7 +65,7 @@ def test_folded_batchnorm_gives_the_same_outputs() -> None:
 
 @pytest.mark.parametrize(("tamper", "message"), [
     (lambda d: (d / "model.json").write_text("{not json"), "not a soundtag model description"),
-    (lambda d: _edit_json(d, lambda m: m["frontend"].update(sample_rate=16000)), "audio rate 32000 Hz and frontend"),
+    (lambda d: _edit_json(d, lambda m: m["frontend"].update(sample_rate=44100)), "audio rate 32000 Hz and frontend"),
     (lambda d: _edit_json(d, lambda m: m["frontend"].update(n_mels=100000)), "n_mels 100000"),
     (lambda d: _edit_json(d, lambda m: m.update(classes=m["classes"][:2])), "2 class names for 3 outputs"),
     (lambda d: _edit_json(d, lambda m: m["model"].update(channels=[8, 32])), "does not fit model.json"),

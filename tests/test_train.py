@@ -107,3 +107,15 @@ def test_torchrun_two_cpu_processes(tone_dataset: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(read_log(tmp_path / "ddp" / "fold1")) == 2
     assert (tmp_path / "ddp" / "summary.json").exists()
+
+
+def test_one_fold_is_refused_and_full_takes_a_validation_fold(tone_dataset: Path, tmp_path: Path) -> None:
+    rows = [f"{p},{p.parent.name},1" for p in sorted(tone_dataset.rglob("*.wav"))]
+    (tmp_path / "one_fold.csv").write_text("path,label,fold\n" + "\n".join(rows) + "\n")
+    cfg = make_config("smoke", overrides=[*TINY, "train.epochs=1"])
+    with pytest.raises(ConfigError, match="leaves no clips to train on"):
+        run(cfg, tmp_path / "one_fold.csv", tmp_path / "r")
+    assert not (tmp_path / "r").exists()  # refused before anything was written
+    with_val = make_config("smoke", overrides=[*TINY, "train.epochs=1", "train.val_fold=2"])
+    out = run(with_val, tone_dataset, tmp_path / "full", full=True)
+    assert read_log(out / "full")[0]["val_acc"] != ""

@@ -37,6 +37,12 @@ class AudioConfig:
     sample_rate: int = 32_000
     duration: float = 5.0
 
+    def __post_init__(self) -> None:
+        if not MIN_SAMPLE_RATE <= self.sample_rate <= MAX_SAMPLE_RATE:
+            raise ValueError(f"sample_rate must lie in {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz, got {self.sample_rate}")
+        if not 0.1 <= self.duration <= 600:
+            raise ValueError(f"duration must lie in 0.1-600 s, got {self.duration}")
+
     @property
     def num_samples(self) -> int:
         return round(self.sample_rate * self.duration)

@@ -32,6 +32,14 @@ class TrainConfig:
     val_fold: int | None = None  # a training fold held out to watch generalisation; never the test fold
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        if not 1 <= self.epochs <= 100_000 or not 1 <= self.batch_size <= 65_536:
+            raise ValueError(f"epochs and batch_size must be at least 1, got {self.epochs} and {self.batch_size}")
+        if not 0 < self.lr < 10 or not 0 <= self.weight_decay < 10:  # NaN fails both
+            raise ValueError(f"need 0 < lr < 10 and 0 <= weight_decay < 10, got {self.lr} and {self.weight_decay}")
+        if self.warmup_epochs < 0 or self.seed < 0:
+            raise ValueError(f"warmup_epochs and seed must be 0 or more, got {self.warmup_epochs} and {self.seed}")
+
 
 @dataclass(frozen=True)
 class RunConfig:
@@ -40,6 +48,11 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def __post_init__(self) -> None:
+        if self.audio.sample_rate != self.frontend.sample_rate:
+            raise ConfigError(f"audio.sample_rate={self.audio.sample_rate} and frontend.sample_rate="
+                              f"{self.frontend.sample_rate} must agree: set both")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -89,7 +102,10 @@ def from_dict(data: dict, base: RunConfig = RunConfig()) -> RunConfig:
 
 
 def apply_overrides(config: RunConfig, items: list[str]) -> RunConfig:
+    """`section.key=value` items on top of `config`; each section is rebuilt once with all its changes, so its range
+    checks see them together (frontend.sample_rate=16000 with frontend.f_max=7000)."""
     sections = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+    changes: dict[str, dict[str, object]] = {name: {} for name in sections}
     for item in items:
         key, sep, raw = item.partition("=")
         section, _, name = key.partition(".")
@@ -99,10 +115,13 @@ def apply_overrides(config: RunConfig, items: list[str]) -> RunConfig:
         hints = typing.get_type_hints(type(sections[section]))
         if name not in hints:
             raise ConfigError(f"unknown key {key!r}; {section} has {', '.join(hints)}")
+        changes[section][name] = _coerce(raw, hints[name], key)
+    for section, values in changes.items():
         try:
-            sections[section] = dataclasses.replace(sections[section], **{name: _coerce(raw, hints[name], key)})
+            sections[section] = dataclasses.replace(sections[section], **values)
         except ValueError as err:  # a range check in the section's __post_init__
-            raise ConfigError(f"{key}={raw}: {err}") from None
+            given = ", ".join(f"{section}.{k}={v}" for k, v in values.items())
+            raise ConfigError(f"{given}: {err}") from None
     return RunConfig(**sections)
 
 

@@ -123,8 +123,11 @@ def load_folder(root: str | Path, n_folds: int = 5) -> Dataset:
 def load_csv(path: str | Path, n_folds: int = 5) -> Dataset:
     """A CSV with a header `path,label[,fold]`; relative paths are taken from the CSV's folder."""
     path = Path(path)
-    with path.open(newline="") as f:
-        rows = list(csv.DictReader(f))
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as f:  # -sig: Excel's "CSV UTF-8" starts with a BOM
+            rows = list(csv.DictReader(f))
+    except UnicodeDecodeError:
+        raise DatasetError(f"{path}: not UTF-8 text; save the CSV as UTF-8") from None
     if not rows or not {"path", "label"} <= set(rows[0]):
         raise DatasetError(f"{path}: expected a header with columns path,label[,fold]")
     files = [(path.parent / r["path"]) for r in rows]
@@ -141,7 +144,12 @@ def load_csv(path: str | Path, n_folds: int = 5) -> Dataset:
 
 
 def _make_dataset(paths: list[Path], names: list[str], folds: list[int] | None, n_folds: int) -> Dataset:
+    unlabelled = [str(p) for p, n in zip(paths, names) if not (n or "").strip()]
+    if unlabelled:
+        raise DatasetError(f"{len(unlabelled)} clips have no label, e.g. {', '.join(unlabelled[:3])}")
     classes = sorted(set(names))
+    if len(classes) < 2:
+        raise DatasetError(f"only one class ({classes[0]}): a classifier needs at least two to tell apart")
     labels = np.array([classes.index(n) for n in names])
     if folds is None:
         rank = np.zeros(len(labels), dtype=int)  # position of each clip within its class

@@ -26,6 +26,18 @@ class FrontendConfig:
     top_db: float = 80.0  # dynamic range kept below each clip's loudest bin
     normalize: bool = True  # per-clip zero mean, unit variance
 
+    def __post_init__(self) -> None:
+        if not 1_000 <= self.sample_rate <= 768_000:
+            raise ValueError(f"sample_rate must lie in 1000-768000 Hz, got {self.sample_rate}")
+        if not 16 <= self.n_fft <= 16_384 or not 1 <= self.hop_length <= self.n_fft or not 1 <= self.n_mels <= 512:
+            raise ValueError(f"need 16 <= n_fft <= 16384, 1 <= hop_length <= n_fft and 1 <= n_mels <= 512; got "
+                             f"n_fft {self.n_fft}, hop_length {self.hop_length}, n_mels {self.n_mels}")
+        if not 0 <= self.f_min < self.f_max <= self.sample_rate / 2:
+            raise ValueError(f"need 0 <= f_min < f_max <= sample_rate / 2 ({self.sample_rate / 2:g} Hz); got f_min "
+                             f"{self.f_min}, f_max {self.f_max}")
+        if not 0 < self.top_db < 200:
+            raise ValueError(f"top_db must lie in (0, 200) dB, got {self.top_db}")
+
     def num_frames(self, num_samples: int) -> int:
         return 1 + num_samples // self.hop_length
 

@@ -32,7 +32,11 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.output not in OUTPUTS:
-            raise ValueError(f"must be one of {', '.join(OUTPUTS)}")
+            raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, got {self.output!r}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}")
+        if self.n_classes < 1 or min(self.channels, default=0) < 1 or min(self.convs_per_block, default=0) < 1:
+            raise ValueError("n_classes, channels and convs_per_block must be positive")
 
 
 def conv_bn_relu(c_in: int, c_out: int) -> nn.Sequential:

@@ -162,7 +162,7 @@ def run(cfg: RunConfig, data: str | Path, out: str | Path, folds: list[int] | No
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it, or choose another --out")
     dataset = load_dataset(data)
     cfg = replace(cfg, model=replace(cfg.model, n_classes=len(dataset.classes)))
-    _check_folds(cfg, dataset, folds)
+    _check_folds(cfg, dataset, folds, full)
     rank, _ = _distributed()
     if rank == 0:
         _write_run_files(out, cfg, data)
@@ -192,12 +192,15 @@ def run(cfg: RunConfig, data: str | Path, out: str | Path, folds: list[int] | No
     return out
 
 
-def _check_folds(cfg: RunConfig, dataset: Dataset, folds: list[int] | None) -> None:
+def _check_folds(cfg: RunConfig, dataset: Dataset, folds: list[int] | None, full: bool) -> None:
     known = sorted(set(dataset.folds.tolist()))
     for k in [*(folds or []), *([cfg.train.val_fold] if cfg.train.val_fold is not None else [])]:
         if k not in known:
             raise ConfigError(f"fold {k} does not exist in this dataset; its folds are {known}")
-    if cfg.train.val_fold is not None and cfg.train.val_fold in (folds or known):
+    for k in [] if full else (folds or known):
+        if not np.any(dataset.folds != k):
+            raise ConfigError(f"holding out fold {k} leaves no clips to train on; the data needs two folds or more")
+    if not full and cfg.train.val_fold is not None and cfg.train.val_fold in (folds or known):
         raise ConfigError(f"train.val_fold={cfg.train.val_fold} is also a test fold; choose folds that exclude it")
 
 
