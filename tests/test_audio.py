@@ -177,3 +177,19 @@ def test_absurd_but_finite_samples_are_refused() -> None:
 def test_a_list_is_not_one_input() -> None:
     with pytest.raises(AudioError, match="use predict_batch"):
         load([np.zeros(100), np.zeros(100)], 16000)
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg to write a streamed WAV")
+def test_a_wav_written_to_a_pipe_is_read_whole(tmp_path: Path) -> None:
+    cmd = ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-ar", "16000", "-f", "wav",
+           "-"]
+    (tmp_path / "streamed.wav").write_bytes(subprocess.run(cmd, capture_output=True, check=True).stdout)
+    data, sr = audio.decode(tmp_path / "streamed.wav")  # its header says 0xFFFFFFFF bytes: length unknown
+    assert sr == 16000 and data.shape == (32000, 1)
+
+
+def test_the_header_is_checked_before_decoding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sf.write(tmp_path / "long.wav", tone(440.0, 16000, 3.0), 16000)
+    monkeypatch.setattr(audio, "MAX_DECODED_BYTES", 100_000)  # stands in for hours of audio
+    with pytest.raises(AudioError, match=r"claims 48,000 frames x 1 channels .* split it first"):
+        audio.decode(tmp_path / "long.wav")

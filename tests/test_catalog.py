@@ -302,3 +302,36 @@ def test_files_tagged_before_events_were_kept_are_tagged_again(clf: Classifier, 
     assert tag_library([tmp_path / "lib"], db, clf, workers=0)["tagged"] == 1
     assert search(db, CLASSES[0], min_score=0.0)
 
+
+
+def test_a_file_name_that_is_not_utf8_stops_nothing(clf: Classifier, tmp_path: Path) -> None:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    sf.write(lib / "ok.wav", tone(440.0, 16000, 1.0), 16000)
+    sf.write(lib / "tmp.wav", tone(440.0, 16000, 1.0), 16000)
+    os.rename(os.fsencode(lib / "tmp.wav"), os.fsencode(lib) + b"/caf\xe9.wav")  # a Latin-1 name from an old share
+    db = tmp_path / "cat.db"
+    counts = tag_library([lib], db, clf, workers=0)
+    assert counts["found"] == 2 and counts["tagged"] >= 1
+    with sqlite3.connect(db) as conn:
+        rows = dict(conn.execute("SELECT path, status FROM assets").fetchall())
+    assert {Path(p).name for p in rows} == {"caf\\xe9.wav", "ok.wav"}  # stored, its byte shown as an escape
+    assert tag_library([lib], db, clf, workers=0)["skipped"] == 2  # found again under the same text
+
+
+def test_an_unexpected_decoder_failure_is_that_files_only(clf: Classifier, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    make_library(tmp_path / "lib")
+    real = catalog.decode
+
+    def fragile(path: Path):  # an MP3 whose header makes the decoder ask for 18 TiB, say
+        if path.name == "noise.ogg":
+            raise MemoryError("Unable to allocate 18.0 TiB")
+        return real(path)
+
+    monkeypatch.setattr(catalog, "decode", fragile)
+    counts = tag_library([tmp_path / "lib"], tmp_path / "cat.db", clf, workers=1)
+    assert counts["tagged"] == counts["found"] - 4  # the three broken files of make_library, and this one
+    with sqlite3.connect(tmp_path / "cat.db") as conn:
+        (error,) = conn.execute("SELECT error FROM assets WHERE path LIKE '%noise.ogg'").fetchone()
+    assert error == "cannot be decoded (MemoryError: Unable to allocate 18.0 TiB)"

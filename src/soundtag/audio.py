@@ -19,6 +19,8 @@ import soxr
 MIN_SAMPLE_RATE = 1_000
 MAX_SAMPLE_RATE = 768_000
 MAX_CHANNELS = 64
+MAX_DECODED_BYTES = 2 << 30  # float32 samples of one file held at once (about 3 h of 48 kHz stereo)
+STREAMED_SIZE = 0xFFFF_FFFF  # the data size of a WAV header written before its length was known
 MAX_PEAK = 1e4  # float audio may overshoot full scale a little; 80 dB over it is not a recording
 
 
@@ -64,6 +66,11 @@ def decode(path: str | Path) -> tuple[np.ndarray, int]:
         info = sf.info(path)
         if _wav_is_truncated(info):
             raise AudioError(path, "truncated: the WAV header promises more samples than the file holds")
+        if info.frames * info.channels * 4 > MAX_DECODED_BYTES:  # checked from the header, before decoding
+            hours = info.frames / max(info.samplerate, 1) / 3600
+            raise AudioError(path, f"its header claims {info.frames:,} frames x {info.channels} channels "
+                                   f"({hours:,.1f} h at {info.samplerate} Hz), more than the "
+                                   f"{MAX_DECODED_BYTES >> 30} GiB soundtag decodes at once; split it first")
         if info.subtype == "PCM_16":  # read as stored and scale here: the same floats, faster than libsndfile's
             data, sr = sf.read(path, dtype="int16", always_2d=True)
             data = data.astype(np.float32) * np.float32(1 / 32768)
@@ -73,15 +80,19 @@ def decode(path: str | Path) -> tuple[np.ndarray, int]:
         if "format not recognised" not in str(err.error_string).lower():
             raise AudioError(path, f"truncated or corrupt audio ({err.error_string.strip()})") from None
         data, sr = _decode_with_ffmpeg(path)
+    except MemoryError:
+        raise AudioError(path, "not enough memory to decode it") from None
     return data, sr
 
 
 def _wav_is_truncated(info: sf._SoundFileInfo) -> bool:
-    """libsndfile reads a cut-off WAV without complaint; its header report shows the shortfall."""
+    """libsndfile reads a cut-off WAV without complaint; its header report shows the shortfall. A size of
+    0xFFFFFFFF is not a promise: it is what a WAV written to a pipe (`ffmpeg ... -f wav -`) carries, whose length
+    was unknown when the header was written; libsndfile reads all it holds."""
     if info.format != "WAV":
         return False
     match = re.search(r"^data : (\d+) \(should be (\d+)\)", info.extra_info, re.MULTILINE)
-    return match is not None and int(match[2]) < int(match[1])
+    return match is not None and int(match[2]) < int(match[1]) != STREAMED_SIZE
 
 
 def _decode_with_ffmpeg(path: Path) -> tuple[np.ndarray, int]:

@@ -11,6 +11,7 @@ import csv
 import difflib
 import json
 import logging
+import os
 import pickle
 import sqlite3
 import time
@@ -98,7 +99,13 @@ def pending(conn: sqlite3.Connection, paths: list[Path]) -> list[Path]:
     known = {row[0]: (row[1], row[2]) for row in conn.execute(
         "SELECT path, size, mtime_ns FROM assets a WHERE status = 'error' "
         "OR EXISTS (SELECT 1 FROM windows w WHERE w.asset_id = a.id)")}
-    return [p for p in paths if known.get(str(p)) != _stat(p)]
+    return [p for p in paths if known.get(path_text(p)) != _stat(p)]
+
+
+def path_text(path: Path) -> str:
+    """A path as catalog text: file names that are not valid UTF-8 (caf\\xe9.wav from an old Latin-1 share) keep
+    their bytes as escapes instead of failing the write."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def _stat(path: Path) -> tuple[int | None, int | None]:
@@ -131,8 +138,9 @@ def _decode_job(job: tuple[Path, int]) -> tuple[Path, np.ndarray | None, dict]:
         data, sr = decode(path)
         wave = prepare(data, sr, rate, path)
         return path, wave, {"sample_rate": sr, "channels": int(data.shape[1]), "error": None, **signal_stats(data)}
-    except AudioError as err:
-        return path, None, {"sample_rate": None, "channels": None, "error": err.reason} | dict.fromkeys(STATS)
+    except Exception as err:  # whatever goes wrong with one file is that file's, and the run goes on
+        reason = err.reason if isinstance(err, AudioError) else f"cannot be decoded ({type(err).__name__}: {err})"
+        return path, None, {"sample_rate": None, "channels": None, "error": reason} | dict.fromkeys(STATS)
 
 
 def tag_library(roots: Iterable[str | Path], db: str | Path, clf: Classifier, workers: int = 2,
@@ -253,12 +261,12 @@ def _batches(decoded: Iterable[tuple[Path, np.ndarray | None, dict]], files: int
 def _write(conn: sqlite3.Connection, path: Path, info: dict, result: Analysis | None) -> None:
     """Replace the file's rows (a changed file loses its old tags through the cascade)."""
     size, mtime = _stat(path)
-    conn.execute("DELETE FROM assets WHERE path = ?", (str(path),))
+    conn.execute("DELETE FROM assets WHERE path = ?", (path_text(path),))
     status = "error" if result is None else "silent" if result.silent else "ok"
     cur = conn.execute(
         "INSERT INTO assets (path, size, mtime_ns, duration, sample_rate, channels, status, error, tagged_at, "
         "peak, rms_dbfs, dc_offset, clipped, ood) VALUES (?, ?, ?, ?, ?, ?, ?, ?, datetime('now'), ?, ?, ?, ?, ?)",
-        (str(path), size, mtime, result.duration if result else None, info["sample_rate"], info["channels"],
+        (path_text(path), size, mtime, result.duration if result else None, info["sample_rate"], info["channels"],
          status, info["error"], *(info[k] for k in STATS), result.ood if result else None))
     if result is None:
         return

@@ -166,6 +166,8 @@ class Classifier:
             return load(source, sample_rate, self.sample_rate)
         except AudioError as err:
             return err
+        except (OSError, MemoryError, UnicodeError) as err:  # one input's failure is that input's: report, go on
+            return AudioError(source, f"cannot be read ({type(err).__name__}: {err})")
 
     def _assemble(self, starts: list[float], probs: np.ndarray, embeddings: np.ndarray, silent: np.ndarray,
                   duration: float, top_k: int) -> Analysis:
