@@ -12,7 +12,7 @@ import torch
 from conftest import TINY
 
 from soundtag import train
-from soundtag.config import ConfigError, make_config
+from soundtag.config import PRESETS, ConfigError, make_config
 from soundtag.model import load_model
 from soundtag.train import loss_fn, lr_at, run
 
@@ -23,7 +23,8 @@ def read_log(fold_dir: Path) -> list[dict]:
 
 
 def test_loss_falls_and_artefacts_appear(tone_dataset: Path, tmp_path: Path) -> None:
-    cfg = make_config("smoke", overrides=[*TINY, "train.epochs=25", "train.lr=0.01", "train.val_fold=5"])
+    clean = [f"{k}={v}" for k, v in PRESETS["clean"].items()]  # the loop itself: no mixtures or conditions
+    cfg = make_config("smoke", overrides=[*TINY, *clean, "train.epochs=25", "train.lr=0.01", "train.val_fold=5"])
     out = run(cfg, tone_dataset, tmp_path / "run", folds=[1])
     log = read_log(out / "fold1")
     assert len(log) == 25 and float(log[-1]["train_loss"]) < 0.8 * float(log[0]["train_loss"])

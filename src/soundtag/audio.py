@@ -148,7 +148,7 @@ def prepare(data: np.ndarray, sample_rate: int, target_rate: int, source: object
     mono = to_mono(to_float(data, source), source)
     if not np.isfinite(mono).all():
         raise AudioError(source, "contains NaN or infinite samples")
-    peak = float(np.abs(mono).max())
+    peak = float(max(mono.max(), -mono.min()))  # np.abs would copy hours of audio
     if peak > MAX_PEAK:
         raise AudioError(source, f"samples reach {peak:.3g}, {20 * np.log10(peak):.0f} dB over full scale (1.0): "
                                  "not audio levels")
