@@ -47,7 +47,9 @@ bench: data  # on a quiet machine: these time things
 	$(BIN)/python bench/tag_throughput.py --data $(DATA)
 	$(BIN)/python bench/precision.py --data $(DATA)
 	$(BIN)/python bench/ann.py --data $(DATA)
-	$(BIN)/python bench/qa_ood.py --data $(DATA)  # also recalibrates models/esc50/ood.safetensors
+	$(BIN)/python bench/robustness.py --data $(DATA) --cv results/esc50-multilabel --name "multi-label (0.2)"
+	$(BIN)/python bench/mixtures.py --data $(DATA) --cv results/esc50-multilabel --name "multi-label (0.2)"
+	$(BIN)/python bench/qa_ood.py --data $(DATA) --cv results/esc50-multilabel
 	$(BIN)/python bench/load_app.py
 	$(BIN)/python bench/live_delay.py
 
