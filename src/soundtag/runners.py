@@ -19,9 +19,9 @@ Runner = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 def torch_runner(bundle: ModelBundle, precision: str, device: torch.device) -> Runner:
     """fp32, or bf16 autocast of the CNN: about 2x the batch throughput on CPUs with bf16 instructions, while
-    probabilities move by up to 0.03 and cross-validated accuracy from 83.25 to 82.85 % (`bench/precision.py`).
-    The frontend always runs in fp32; on a CPU a clip or two at a time, so its spectrograms stay in cache (several
-    times faster at batch 64 than the whole batch at once)."""
+    scores move by up to 0.03 and cross-validated accuracy from 83.25 to 82.85 % (0.1's fold models,
+    `bench/precision.py`). The frontend always runs in fp32; on a CPU a clip or two at a time, so its spectrograms
+    stay in cache (several times faster at batch 64 than the whole batch at once)."""
     pipeline = Pipeline(bundle).eval().to(device)
     pipeline.model.to(memory_format=torch.channels_last)  # faster convolutions in fp32 and bf16 alike
     bf16 = precision == "bf16"
