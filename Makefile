@@ -1,6 +1,7 @@
-# Two commands do everything on a fresh machine: `make demo` (set up, fetch ESC-50, reproduce the committed
-# cross-validation numbers from the committed fold models, tag the example clips with the shipped model) and
-# `make test` (set up, lint, run the tests).
+# Two commands do everything on a fresh machine: `make demo` (install what tagging needs, tag the example clips and a
+# two-minute take with the shipped model; no dataset, no download) and `make test` (install the development tools,
+# lint, run the tests). `make reproduce` fetches ESC-50 and re-derives the committed cross-validation numbers from
+# the committed fold models, into runs/reproduce, and checks them against the committed ones.
 # TORCH picks the PyTorch build: the default is the CPU wheel this project is developed with; elsewhere use e.g.
 #   make demo TORCH="torch --index-url https://download.pytorch.org/whl/cpu"     (CPU)
 #   make demo TORCH="torch"                                                       (CUDA, on Linux)
@@ -10,22 +11,35 @@ DATA ?= data/ESC-50
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo data app train final test bench clean
+.PHONY: setup demo data reproduce app train final test bench clean
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.runtime: pyproject.toml  # torch and the package's own dependencies: what tagging needs
+	@echo "== installing $(TORCH) and soundtag into $(VENV) (a few minutes the first time) =="
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --progress-bar on $(TORCH)
+	$(BIN)/pip install --progress-bar on -e .
+	touch $@
+
+$(BIN)/.installed: $(BIN)/.runtime  # the app, ONNX, catalog extras and the development tools
+	$(BIN)/pip install --progress-bar on -e ".[dev]"
 	touch $@
 
 setup: $(BIN)/.installed
 
-data: setup
+data: $(BIN)/.runtime
 	$(BIN)/soundtag download --root $(DATA)
 
-demo: data
-	$(BIN)/soundtag evaluate results/esc50 --data $(DATA)
+demo: $(BIN)/.runtime
+	@echo; echo "== the six example clips with the shipped model: top 3 tags each =="
 	$(BIN)/soundtag predict examples/*.flac --top-k 3
+	@echo; echo "== a two-minute take: the six sounds in room tone, tags and events (where each sound is) =="
+	$(BIN)/python examples/take.py runs/demo/take.flac
+	$(BIN)/soundtag predict runs/demo/take.flac --top-k 6 --plots runs/demo
+	@echo; echo "Next: open runs/demo/take.png (the take's timeline); make app (the web app);"
+	@echo "  $(BIN)/soundtag tag YOUR_FOLDER --db catalog.db (a whole library); make reproduce (the CV numbers)"
+
+reproduce: data  # re-derive the committed CV report from the committed fold models, into runs/reproduce
+	$(BIN)/soundtag evaluate results/esc50 --data $(DATA) --out runs/reproduce/esc50 --check
 
 app: setup
 	$(BIN)/soundtag app
@@ -40,7 +54,7 @@ test: setup
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 
-bench: data  # on a quiet machine: these time things
+bench: data setup  # on a quiet machine: these time things
 	$(BIN)/python bench/cache_build.py --data $(DATA)
 	$(BIN)/python bench/train_epoch.py --data $(DATA)
 	$(BIN)/python bench/latency.py --data $(DATA)

@@ -1,6 +1,6 @@
 """Inference speed of the shipped model: one 5-s clip end to end, and batches of 64, for each backend and thread count.
 
-    python bench/latency.py [--data data/ESC-50] [--model models/esc50]
+    python bench/latency.py [--data data/ESC-50] [--model src/soundtag/models/esc50]
 
 End to end = decode a 44.1 kHz WAV, resample to 32 kHz, log-mel, CNN, top-5. Every (backend, threads) pair runs in a
 fresh process, so thread pools and caches of one never disturb another.

@@ -1,6 +1,6 @@
 """Delay from a sound to its label in the app's Live tab, measured in a real browser with a fake microphone.
 
-    python bench/live_delay.py [--model models/esc50] [--clip examples/dog.flac] [--repeats 3]
+    python bench/live_delay.py [--model src/soundtag/models/esc50] [--clip examples/dog.flac] [--repeats 3]
 
 Chromium's fake capture device plays a file of 6 s of silence followed by the clip, as if it were the microphone.
 The app runs in this process, so its clock and the browser driver's are the same: the clip starts 6 s after the

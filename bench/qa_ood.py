@@ -2,7 +2,8 @@
 degraded as in bench/robustness.py, the shipped examples, and synthetic sounds that are in no ESC-50 class (noise,
 tones, sweeps, square waves, chords).
 
-    python bench/qa_ood.py [--data data/ESC-50] [--cv results/esc50] [--quantile 99] [--save-to models/esc50]
+    python bench/qa_ood.py [--data data/ESC-50] [--cv results/esc50] [--quantile 99]
+                           [--save-to src/soundtag/models/esc50]
 
 Each cross-validation fold model gets unfamiliar-audio statistics fitted on its training folds and scores its
 held-out fold (`soundtag.qa.out_of_fold`); the threshold is the --quantile of those out-of-fold distances. A clip is

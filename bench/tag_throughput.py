@@ -1,6 +1,6 @@
 """Catalog tagging throughput: `soundtag tag` over the 2,000 ESC-50 files (5 s each) into a fresh SQLite catalog.
 
-    python bench/tag_throughput.py [--data data/ESC-50] [--model models/esc50] [--repeats 2]
+    python bench/tag_throughput.py [--data data/ESC-50] [--model src/soundtag/models/esc50] [--repeats 2]
 """
 
 from __future__ import annotations

@@ -35,6 +35,16 @@ def test_train_then_evaluate(tone_dataset: Path, tmp_path: Path, capsys: pytest.
     accuracy = json.loads((out / "summary.json").read_text())["accuracy_mean"]
     assert main(["evaluate", str(out)]) == 0
     assert f"{accuracy:.4f}" in capsys.readouterr().out
+    saved = (out / "summary.json").read_bytes()
+    assert main(["evaluate", str(out), "--out", str(tmp_path / "again"), "--check"]) == 0  # a reproduction
+    assert "matches the saved summary" in capsys.readouterr().err
+    assert (out / "summary.json").read_bytes() == saved and (tmp_path / "again" / "summary.json").exists()
+    tampered = json.loads(saved)
+    tampered["folds"]["1"]["accuracy"] += 0.1
+    (out / "summary.json").write_text(json.dumps(tampered))
+    assert main(["evaluate", str(out), "--out", str(tmp_path / "again"), "--check"]) == 1
+    assert "fold 1 accuracy" in capsys.readouterr().err
+    (out / "summary.json").write_bytes(saved)
     assert main(["train", "--data", str(tone_dataset), "--out", str(out), "--resume"]) == 0  # all folds done
 
 
@@ -101,6 +111,19 @@ def test_predict_json_lines(model_dir: Path, clips: list[str], capsys: pytest.Ca
     assert {(e["label"], e["start"], e["end"]) for e in records[2]["events"]} == {
         (c, 0.0, 9.0) for c in ("bell", "hum", "rain")}
     assert "error" in records[1] and records[3]["error"] == "file not found"
+
+
+def test_predict_draws_each_files_timeline(model_dir: Path, clips: list[str], tmp_path: Path,
+                                           capsys: pytest.CaptureFixture) -> None:
+    import shutil
+
+    other = tmp_path / "other"
+    other.mkdir()
+    shutil.copy(clips[0], other / "short.wav")  # two files of the same name: two pictures
+    assert main(["predict", clips[0], str(other / "short.wav"), clips[1], "--model", str(model_dir),
+                 "--plots", str(tmp_path / "plots")]) == 1
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["short-2.png", "short.png"]  # none for broken
+    assert "timeline: " in capsys.readouterr().err
 
 
 def test_predict_all_good_exits_zero(model_dir: Path, clips: list[str], capsys: pytest.CaptureFixture) -> None:

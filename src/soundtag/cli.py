@@ -94,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "per_class.csv/.md, confusion.npy/.csv/.png, curves.png and predictions.csv.")
     p.add_argument("run", help="a run folder written by `soundtag train`")
     p.add_argument("--data", help="dataset location, if it moved since training")
+    p.add_argument("--out", help="write the reports here instead of into RUN (RUN's own stay as they are)")
+    p.add_argument("--check", action="store_true",
+                   help="compare with RUN's saved summary.json: exit 1 if a fold's accuracy or macro F1 differs by "
+                        "more than 0.5 points (scores from other hardware differ in the fifth decimal)")
 
     p = sub.add_parser(
         "predict", help="tag audio files", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -114,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hop", type=_positive(float), default=2.5,
                    help="step between windows in seconds (default: %(default)s)")
     p.add_argument("--json", action="store_true", help="one JSON object per file and line, instead of a table")
+    p.add_argument("--plots", metavar="DIR", help="also draw each file's timeline (spectrogram over its events) "
+                                                  "into DIR/NAME.png")
     p.add_argument("--model", help="model folder (default: the shipped ESC-50 model, or $SOUNDTAG_MODEL)")
     p.add_argument("--backend", choices=BACKENDS, default="torch",
                    help="torch, or onnx (onnxruntime on the exported pipeline) (default: %(default)s)")
@@ -274,10 +280,23 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from soundtag.evaluate import evaluate_run
+    from soundtag.evaluate import compare, evaluate_run
 
-    print_summary(evaluate_run(args.run, args.data))
-    return 0
+    saved_path = Path(args.run) / "summary.json"
+    saved = json.loads(saved_path.read_text()) if args.check and saved_path.is_file() else None
+    if args.check and saved is None:
+        raise FileNotFoundError(f"{saved_path}: no saved summary to check against")
+    summary = evaluate_run(args.run, args.data, args.out)
+    print_summary(summary)
+    print(f"reports written to {args.out or args.run}")
+    if saved is None:
+        return 0
+    differences = compare(saved, json.loads(json.dumps(summary)))  # fold keys as strings, as saved
+    for line in differences:
+        print(f"differs: {line}", file=sys.stderr)
+    print("matches the saved summary within 0.5 points" if not differences else
+          f"{len(differences)} differences from {saved_path}", file=sys.stderr)
+    return 1 if differences else 0
 
 
 def print_summary(summary: dict) -> None:
@@ -293,7 +312,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from soundtag.infer import Classifier
 
     clf = Classifier.load(args.model, backend=args.backend, window=args.window, hop=args.hop)
-    failed, width = 0, min(60, max(len(f) for f in args.files))
+    failed, width, drawn = 0, min(60, max(len(f) for f in args.files)), set()
     if not args.json:
         print(f"{'file':<{width}}  {'seconds':>7}  tags")
     for start in range(0, len(args.files), 32):  # shared model batches, output as each group finishes
@@ -301,9 +320,29 @@ def cmd_predict(args: argparse.Namespace) -> int:
         for path, result in zip(chunk, clf.analyze_batch(chunk, top_k=args.top_k)):
             failed += isinstance(result, AudioError)
             print(json.dumps(_as_record(path, result)) if args.json else _as_text(path, result, width), flush=True)
+            if args.plots and not isinstance(result, AudioError):
+                print(f"timeline: {_plot(clf, path, result, Path(args.plots), drawn)}", file=sys.stderr)
     if failed and not args.json:
         print(f"{failed} of {len(args.files)} files could not be tagged", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _plot(clf: object, path: str, result: object, folder: Path, drawn: set[Path]) -> Path:
+    """Draw `path`'s timeline into `folder`, named after the file (numbered when two files of this run share a
+    name); `drawn` holds the pictures this run has written."""
+    from soundtag.audio import load
+    from soundtag.features import LogMel
+    from soundtag.timeline import timeline_figure
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out, n = folder / f"{Path(path).stem}.png", 1
+    while out in drawn:
+        n += 1
+        out = folder / f"{Path(path).stem}-{n}.png"
+    wave = load(path, None, clf.sample_rate)
+    timeline_figure(LogMel(clf.bundle.frontend), wave, result.events, title=Path(path).name).savefig(out, dpi=100)
+    drawn.add(out)
+    return out
 
 
 def cmd_onnx(args: argparse.Namespace) -> int:

@@ -25,8 +25,8 @@ PROTOCOL = ("Cross-validation over the dataset's folds (for ESC-50, its 5 offici
             "per-class report and confusion matrix pool the predictions of all folds.")
 
 
-def evaluate_run(run_dir: str | Path, data: str | Path | None = None) -> dict:
-    """Score each `fold{k}/` model on fold k, write the reports into `run_dir`, and return the summary."""
+def evaluate_run(run_dir: str | Path, data: str | Path | None = None, out: str | Path | None = None) -> dict:
+    """Score each `fold{k}/` model on fold k, write the reports into `out` (default `run_dir`), return the summary."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file():
         raise FileNotFoundError(f"{run_dir}: no config.json here; is this a folder written by `soundtag train`?")
@@ -63,8 +63,24 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None) -> dict:
     summary["threshold"] = thresholds.choose_threshold(*map(np.concatenate, zip(*held_out.values())))
     summary["threshold_without_fold"] = {str(k): t for k, t in thresholds.nested(held_out).items()}
     summary["threshold_protocol"] = thresholds.__doc__.split("\n\n")[0].replace("\n", " ")
-    _write_reports(run_dir, dataset.classes, y_true, y_pred, rows, summary)
+    out = Path(out or run_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_reports(out, dataset.classes, y_true, y_pred, rows, summary)
+    plot_curves(run_dir, out / "curves.png")
     return summary
+
+
+def compare(saved: dict, new: dict, tolerance: float = 0.005) -> list[str]:
+    """How a re-derived summary differs from a saved one beyond `tolerance` (accuracy and macro F1 per fold, as
+    fractions; the default is 2 clips in 400), one line per difference; empty when they agree. Scores computed on
+    other hardware differ in the fifth decimal, which can move an argmax between near-tied classes."""
+    lines = [f"fold {k}: saved but not re-derived" for k in saved["folds"] if k not in new["folds"]]
+    for k, fold in new["folds"].items():
+        for metric in ("accuracy", "macro_f1"):
+            old = saved["folds"].get(k, {}).get(metric)
+            if old is None or abs(fold[metric] - old) > tolerance:
+                lines.append(f"fold {k} {metric}: saved {old}, re-derived {fold[metric]:.4f}")
+    return lines
 
 
 def _held_out_scores(model: SoundCNN, power: torch.Tensor, labels: np.ndarray, clean: np.ndarray, frontend: LogMel,
@@ -114,7 +130,6 @@ def _write_reports(out: Path, classes: list[str], y_true: np.ndarray, y_pred: np
     (out / "per_class.md").write_text("\n".join(lines) + "\n")
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     plot_confusion(cm, classes, out / "confusion.png")
-    plot_curves(out, out / "curves.png")
 
 
 def _write_csv(path: Path, rows: list[dict]) -> None:
@@ -145,21 +160,35 @@ def plot_confusion(cm: np.ndarray, classes: list[str], path: Path) -> None:
 
 
 def plot_curves(run_dir: Path, path: Path) -> None:
-    """Training loss per epoch for every fold, and validation accuracy where a validation fold was held out."""
-    fig = Figure(figsize=(11, 4))
-    loss_ax, acc_ax = fig.subplots(1, 2)
+    """Training loss per epoch, mean over folds with a band from the lowest to the highest fold; and validation
+    accuracy beside it only when a validation fold was held out."""
+    logs = []
     for log in sorted(run_dir.glob("*/log.csv")):
         with log.open() as f:
-            rows = list(csv.DictReader(f))
-        epochs = [int(r["epoch"]) for r in rows]
-        loss_ax.plot(epochs, [float(r["train_loss"]) for r in rows], label=log.parent.name)
-        if rows and rows[0]["val_acc"]:
-            acc_ax.plot(epochs, [float(r["val_acc"]) for r in rows], label=log.parent.name)
-    loss_ax.set(xlabel="epoch", ylabel="training loss (mixup, label smoothing)", title="Training loss")
-    acc_ax.set(xlabel="epoch", ylabel="accuracy", title="Validation accuracy (when a validation fold is held out)")
-    for ax in (loss_ax, acc_ax):
-        if ax.lines:
-            ax.legend()
+            logs.append(list(csv.DictReader(f)))
+    logs = [rows for rows in logs if rows]
+    validated = [rows for rows in logs if rows[0].get("val_acc")]
+    fig = Figure(figsize=(11 if validated else 6, 4))
+    axes = fig.subplots(1, 2 if validated else 1, squeeze=False)[0]
+    _band(axes[0], logs, "train_loss", f"mean of {len(logs)} folds" if len(logs) > 1 else "")
+    axes[0].set(xlabel="epoch", ylabel="binary cross-entropy (mixtures and conditions)", title="Training loss")
+    if validated:
+        _band(axes[1], validated, "val_acc", "")
+        axes[1].set(xlabel="epoch", ylabel="accuracy", title="Validation accuracy (held-out training fold)")
+    for ax in axes:
         ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
+
+
+def _band(ax: object, logs: list[list[dict]], column: str, label: str) -> None:
+    """One column of the fold logs over epochs: the mean over folds inside a band from the lowest to the highest."""
+    epochs = min(len(rows) for rows in logs) if logs else 0
+    if not epochs:
+        return
+    values = np.array([[float(r[column]) for r in rows[:epochs]] for rows in logs])
+    x = np.arange(1, epochs + 1)
+    ax.plot(x, values.mean(0), label=label or None)
+    if len(values) > 1:
+        ax.fill_between(x, values.min(0), values.max(0), alpha=0.25, label="lowest to highest fold")
+        ax.legend()

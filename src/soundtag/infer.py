@@ -31,7 +31,7 @@ PRECISIONS = ("fp32", "bf16")
 
 SILENCE = "silence"
 OOD_FILE = "ood.safetensors"  # training-embedding statistics for the unfamiliar-audio score; see fit_ood
-DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "esc50"
+DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "esc50"  # package data: travels in the wheel
 
 
 def model_folder(path: str | Path | None = None) -> Path:
