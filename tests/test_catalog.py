@@ -19,6 +19,7 @@ from soundtag import catalog
 from soundtag.catalog import export, search, tag_library
 from soundtag.cli import main
 from soundtag.infer import Classifier
+from soundtag.inference_config import InferenceConfig
 from soundtag.model import save_model
 
 CLASSES = ["bell", "hum", "rain"]
@@ -28,7 +29,7 @@ CLASSES = ["bell", "hum", "rain"]
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An untrained model scores each class near 1/3: with a threshold of 0.05 every sound is an event."""
     out = tmp_path_factory.mktemp("model")
-    save_model(out, replace(tiny_bundle(CLASSES), threshold=0.05))
+    save_model(out, replace(tiny_bundle(CLASSES), inference=InferenceConfig(threshold=0.05)))
     return out
 
 

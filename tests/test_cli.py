@@ -74,10 +74,12 @@ def test_bad_fold_list_is_an_argument_error(capsys: pytest.CaptureFixture) -> No
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from soundtag.inference_config import InferenceConfig
     from soundtag.model import save_model
 
     out = tmp_path_factory.mktemp("model")
-    save_model(out, replace(tiny_bundle(["bell", "hum", "rain"]), threshold=0.05))  # every sound an event
+    every_sound_an_event = InferenceConfig(threshold=0.05)
+    save_model(out, replace(tiny_bundle(["bell", "hum", "rain"]), inference=every_sound_an_event))
     return out
 
 
@@ -124,6 +126,17 @@ def test_predict_draws_each_files_timeline(model_dir: Path, clips: list[str], tm
                  "--plots", str(tmp_path / "plots")]) == 1
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["short-2.png", "short.png"]  # none for broken
     assert "timeline: " in capsys.readouterr().err
+
+
+def test_inference_settings_are_checked_and_a_foreign_window_noted(model_dir: Path, clips: list[str],
+                                                                   capsys: pytest.CaptureFixture) -> None:
+    assert main(["predict", clips[0], "--model", str(model_dir), "--hop", "9"]) == 2
+    assert "hop <= window" in capsys.readouterr().err
+    assert main(["predict", clips[0], "--model", str(model_dir), "--threshold", "1.5"]) == 2
+    assert "threshold must lie between 0 and 1" in capsys.readouterr().err
+    assert main(["predict", clips[0], "--model", str(model_dir), "--window", "2", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert "trained on 5-s clips" in err and json.loads(out)["windows"][0]["end"] == 2.0
 
 
 def test_predict_all_good_exits_zero(model_dir: Path, clips: list[str], capsys: pytest.CaptureFixture) -> None:

@@ -8,6 +8,7 @@ import torch
 from conftest import tiny_bundle, tone
 
 from soundtag.audio import AudioError
+from soundtag.errors import ConfigError
 from soundtag.infer import SILENCE, Classifier, fit_ood
 from soundtag.model import save_model
 
@@ -97,8 +98,9 @@ def test_window_and_hop_are_configurable(clf: Classifier) -> None:
     other = Classifier(clf.bundle, window=2.0, hop=1.0)
     starts = [w.start for w in other.analyze(np.ones(5 * 8000) * 0.1, sample_rate=8000).windows]
     assert starts == [0.0, 1.0, 2.0, 3.0]
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(ConfigError, match="0 < hop <= window"):
         Classifier(clf.bundle, hop=0)
+    assert Classifier(clf.bundle, window=2.0).config.hop == 1.0  # a new window keeps the overlap (half)
 
 
 def test_short_audio_is_one_padded_window(clf: Classifier) -> None:

@@ -118,7 +118,7 @@ def test_calibrate_sets_the_threshold_from_held_out_folds(tone_dataset: Path, tm
     (tmp_path / "cv" / "summary.json").write_text(json.dumps({"threshold": 0.37}))
     assert main([*args, "--quantile", "90"]) == 0
     assert "present from score 0.37; unfamiliar above distance" in capsys.readouterr().out
-    assert load_model(tmp_path / "full").threshold == 0.37
+    assert load_model(tmp_path / "full").inference.threshold == 0.37
     held_out = np.concatenate([d for _, _, d in out_of_fold(tone_dataset, tmp_path / "cv")])
     assert len(held_out) == len(dataset)
     clf = Classifier.load(tmp_path / "full")

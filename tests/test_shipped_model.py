@@ -29,6 +29,6 @@ def test_every_sound_has_its_event_where_it_happens_and_room_tone_has_none(analy
     result, placed = analysis
     for name, start, end in placed:
         assert any(e["label"] == name and e["start"] < end and e["end"] > start for e in result.events), name
-    window = Classifier.load().window
+    window = Classifier.load().config.window
     for e in result.events:  # every event lies on one of the sounds (rain may be heard in the sea's waves)
         assert any(e["start"] > start - window and e["end"] < end + window for _, start, end in placed), e

@@ -71,7 +71,7 @@ class Tagger:
             wave = load(data, sample_rate=sr, target_rate=self.clf.sample_rate)
         except AudioError:
             return state["label"], state  # a malformed chunk: skip it, keep listening
-        keep = round(self.clf.window * self.clf.sample_rate)
+        keep = round(self.clf.config.window * self.clf.sample_rate)
         state["buffer"] = np.concatenate([state["buffer"], wave])[-keep:]
         now = monotonic()
         if now - state["last"] >= LIVE_EVERY:
@@ -104,8 +104,9 @@ def build_app(clf: Classifier, examples: list[str] | None = None, db: str | Path
         gr.Markdown("# soundtag\nUpload or record a sound and get its tags: "
                     f"{len(clf.classes)} environmental sound classes from ESC-50. Each sound gets its own score "
                     "(several can be present at once); audio longer than "
-                    f"{clf.window:g} s is scored in windows every {clf.hop:g} s (up to {MAX_SECONDS} s), and a "
-                    f"sound is an event where it scores at least {clf.threshold:.2f}.")
+                    f"{clf.config.window:g} s is scored in windows every {clf.config.hop:g} s "
+                    f"(up to {MAX_SECONDS} s), and a sound is an event where it scores at least "
+                    f"{clf.config.threshold:.2f}.")
         with gr.Tab("Tag a clip"):
             with gr.Row():
                 with gr.Column():
@@ -120,7 +121,7 @@ def build_app(clf: Classifier, examples: list[str] | None = None, db: str | Path
                                             interactive=False)
             button.click(tagger.tag, audio, [label, image, timeline], api_name="predict")
         with gr.Tab("Live"):
-            gr.Markdown(f"Tags the last {clf.window:g} s of the microphone about once a second.")
+            gr.Markdown(f"Tags the last {clf.config.window:g} s of the microphone about once a second.")
             mic = gr.Audio(sources=["microphone"], streaming=True, type="numpy", label="Microphone")
             live_label = gr.Label(num_top_classes=3, label="Now hearing")
             state = gr.State()
@@ -153,7 +154,7 @@ def catalog_tab(tagger: Tagger) -> None:
     like.click(tagger.similar, [query, k], files, api_name="similar")
 
 
-def launch(model: str | None = None, host: str = "127.0.0.1", port: int = 7860, backend: str = "torch",
+def launch(model: str | None = None, host: str = "127.0.0.1", port: int = 7860, backend: str | None = None,
            db: str | Path | None = None, **kwargs: object) -> gr.Blocks:
     if db is not None and not Path(db).is_file():
         raise FileNotFoundError(f"{db}: no such catalog; create it with `soundtag tag ROOT --db {db}`")

@@ -29,6 +29,7 @@ from tqdm import tqdm
 from soundtag.audio import AudioError, decode, prepare
 from soundtag.data import AUDIO_SUFFIXES
 from soundtag.infer import Analysis, Classifier, keep_freed_memory
+from soundtag.inference_config import InferenceConfig
 from soundtag.model import ModelBundle
 
 SCHEMA = """
@@ -144,7 +145,7 @@ def _decode_job(job: tuple[Path, int]) -> tuple[Path, np.ndarray | None, dict]:
 
 
 def tag_library(roots: Iterable[str | Path], db: str | Path, clf: Classifier, workers: int = 2,
-                batch_files: int = 64, top_k: int = 5, engine: str = "local", address: str | None = None) -> dict:
+                batch_files: int = 64, engine: str = "local", address: str | None = None) -> dict:
     """Tag every new or changed file under `roots` into the catalog `db`; returns counts for this run.
 
     engine "local": `workers` decoding threads beside batched inference in this process. engine "ray": Ray Data
@@ -161,11 +162,11 @@ def tag_library(roots: Iterable[str | Path], db: str | Path, clf: Classifier, wo
     counts = {"found": len(found), "skipped": len(found) - len(todo), "tagged": 0, "failed": 0}
     began = time.perf_counter()
     if engine == "local":
-        budget = batch_files * round(clf.window * clf.sample_rate)  # as much audio as batch_files windows
-        batches = (_tag_decoded(clf, batch, top_k)
+        budget = batch_files * round(clf.config.window * clf.sample_rate)  # as much audio as batch_files windows
+        batches = (_tag_decoded(clf, batch)
                    for batch in _batches(_decoded(todo, clf.sample_rate, workers), batch_files, budget))
     else:
-        batches = _ray_batches(todo, clf, workers, batch_files, top_k, address)
+        batches = _ray_batches(todo, clf, workers, batch_files, address)
     with tqdm(total=len(todo), desc="tagging", unit="file") as bar:
         for results in batches:
             with conn:  # one transaction per batch
@@ -181,27 +182,26 @@ def tag_library(roots: Iterable[str | Path], db: str | Path, clf: Classifier, wo
 Tagged = tuple[Path, dict, Analysis | None]
 
 
-def _tag_decoded(clf: Classifier, batch: list[tuple[Path, np.ndarray | None, dict]], top_k: int) -> list[Tagged]:
+def _tag_decoded(clf: Classifier, batch: list[tuple[Path, np.ndarray | None, dict]]) -> list[Tagged]:
     """Run the model on a batch of decoded files at once; a file that failed to decode gets None."""
     good = [wave for _, wave, _ in batch if wave is not None]
-    analyses = iter(clf.analyze_batch(good, clf.sample_rate, top_k) if good else [])
+    analyses = iter(clf.analyze_batch(good, clf.sample_rate) if good else [])
     return [(path, info, next(analyses) if wave is not None else None) for path, wave, info in batch]
 
 
 class _RayTagger:
     """A Ray Data actor: decodes its batch of paths and tags them with its own copy of the model."""
 
-    def __init__(self, bundle: ModelBundle, settings: dict, top_k: int):
+    def __init__(self, bundle: ModelBundle, config: InferenceConfig, ood_stats: dict):
         torch.set_num_threads(1)  # one actor per CPU
-        self.clf = Classifier(bundle, **settings)
-        self.top_k = top_k
+        self.clf = Classifier(bundle, config, ood_stats=ood_stats, device="cpu")  # the actors ask Ray for CPUs only
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[bytes]]:
         decoded = [_decode_job((Path(p), self.clf.sample_rate)) for p in batch["path"]]
-        return {"result": [pickle.dumps(r) for r in _tag_decoded(self.clf, decoded, self.top_k)]}
+        return {"result": [pickle.dumps(r) for r in _tag_decoded(self.clf, decoded)]}
 
 
-def _ray_batches(paths: list[Path], clf: Classifier, actors: int, batch_files: int, top_k: int,
+def _ray_batches(paths: list[Path], clf: Classifier, actors: int, batch_files: int,
                  address: str | None) -> Iterator[list[Tagged]]:
     try:
         import ray
@@ -216,10 +216,7 @@ def _ray_batches(paths: list[Path], clf: Classifier, actors: int, batch_files: i
     try:
         dataset = ray.data.from_items([{"path": str(p)} for p in paths]).map_batches(
             _RayTagger, batch_size=batch_files, concurrency=actors, num_cpus=1,
-            fn_constructor_kwargs={"bundle": clf.bundle, "top_k": top_k, "settings": {
-                "window": clf.window, "hop": clf.hop, "precision": clf.precision, "ood_stats": clf.ood_stats,
-                "silence_dbfs": clf.silence_dbfs, "threshold": clf.threshold, "aggregate": clf.aggregate,
-                "device": "cpu"}})  # the actors ask Ray for CPUs only
+            fn_constructor_kwargs={"bundle": clf.bundle, "config": clf.config, "ood_stats": clf.ood_stats})
         for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
             yield [pickle.loads(r) for r in batch["result"]]
     finally:

@@ -13,7 +13,7 @@ from soundtag.audio import AudioError
 from soundtag.catalog import ENGINES, CatalogError
 from soundtag.config import PRESETS, ConfigError, make_config
 from soundtag.data import ESC50_URL, DatasetError
-from soundtag.infer import BACKENDS, PRECISIONS
+from soundtag.inference_config import BACKENDS, PRECISIONS
 from soundtag.model import ModelError
 from soundtag.qa import QAConfig, QAError
 
@@ -48,6 +48,32 @@ def _seconds(text: str) -> float:
         return float(text.removesuffix("s"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected seconds such as 10 or 10s, got {text!r}") from None
+
+
+def _inference_args(p: argparse.ArgumentParser) -> None:
+    """The inference settings a command may override; each defaults to the model's own (its model.json)."""
+    p.add_argument("--top-k", type=_positive(int), help="tags per file and window (default: 5)")
+    p.add_argument("--window", type=_positive(float),
+                   help="window seconds (default: the clip length the model was trained on, 5 for ESC-50)")
+    p.add_argument("--hop", type=_positive(float),
+                   help="step between windows, seconds (default: the model's share of the window, a half)")
+    p.add_argument("--threshold", type=float,
+                   help="score from which a sound counts as present, an event (default: the model's, chosen "
+                        "out-of-fold by `soundtag calibrate`)")
+
+
+def _classifier(args: argparse.Namespace, **settings: object) -> object:
+    """The model of --model with the command's inference overrides; a note when the window differs from the clip
+    length the model was trained on (scores on other lengths were never measured)."""
+    from soundtag.infer import Classifier
+
+    clf = Classifier.load(args.model, window=args.window, hop=args.hop, top_k=args.top_k, threshold=args.threshold,
+                          **settings)
+    trained = clf.bundle.audio.duration
+    if abs(clf.config.window - trained) > 1e-6:
+        print(f"note: the model was trained on {trained:g}-s clips; its scores on {clf.config.window:g}-s windows "
+              "are not what its evaluation measured", file=sys.stderr)
+    return clf
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -112,17 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
                "  soundtag predict long_take.m4a --window 2 --hop 1 --top-k 3\n"
                "  soundtag predict library/*.wav --json > tags.jsonl")
     p.add_argument("files", nargs="+", metavar="FILE")
-    p.add_argument("--top-k", type=_positive(int), default=5, help="tags per file and window (default: %(default)s)")
-    p.add_argument("--window", type=_positive(float), default=5.0,
-                   help="window length in seconds (default: %(default)s)")
-    p.add_argument("--hop", type=_positive(float), default=2.5,
-                   help="step between windows in seconds (default: %(default)s)")
+    _inference_args(p)
     p.add_argument("--json", action="store_true", help="one JSON object per file and line, instead of a table")
     p.add_argument("--plots", metavar="DIR", help="also draw each file's timeline (spectrogram over its events) "
                                                   "into DIR/NAME.png")
     p.add_argument("--model", help="model folder (default: the shipped ESC-50 model, or $SOUNDTAG_MODEL)")
-    p.add_argument("--backend", choices=BACKENDS, default="torch",
-                   help="torch, or onnx (onnxruntime on the exported pipeline) (default: %(default)s)")
+    p.add_argument("--backend", choices=BACKENDS,
+                   help="torch, or onnx (onnxruntime on the exported pipeline) (default: the model's, torch)")
 
     p = sub.add_parser("onnx", help="export a model to ONNX",
                        description="Export the whole pipeline (waveform at the model's sample rate -> log-mel -> "
@@ -150,12 +172,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", choices=ENGINES, default="local",
                    help="local (this process), or ray (Ray Data; a local Ray unless --address) (default: %(default)s)")
     p.add_argument("--address", help="a running Ray cluster for --engine ray, e.g. ray://head:10001 or auto")
-    p.add_argument("--window", type=_positive(float), default=5.0, help="window seconds (default: %(default)s)")
-    p.add_argument("--hop", type=_positive(float), default=2.5, help="hop seconds (default: %(default)s)")
+    _inference_args(p)
     p.add_argument("--model", help="model folder (default: the shipped ESC-50 model, or $SOUNDTAG_MODEL)")
-    p.add_argument("--precision", choices=PRECISIONS, default="fp32",
+    p.add_argument("--precision", choices=PRECISIONS,
                    help="bf16 runs the CNN about 2x faster on CPUs with bf16 instructions, for 0.4 points of "
-                        "accuracy (default: %(default)s)")
+                        "accuracy (default: the model's, fp32)")
 
     p = sub.add_parser("export", help="export a catalog as CSV, JSON lines or Parquet",
                        description="One row per file: path, status, error, duration, sample rate, channels, tags.")
@@ -236,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on; 0.0.0.0 for all (default: %(default)s)")
     p.add_argument("--port", type=int, default=7860, help="port (default: %(default)s)")
     p.add_argument("--model", help="model folder (default: the shipped ESC-50 model, or $SOUNDTAG_MODEL)")
-    p.add_argument("--backend", choices=BACKENDS, default="torch", help="inference backend (default: %(default)s)")
+    p.add_argument("--backend", choices=BACKENDS, help="inference backend (default: the model's, torch)")
     p.add_argument("--db", help="a catalog (from `soundtag tag`) to search in the app's catalog tab")
     return parser
 
@@ -309,15 +330,13 @@ def print_summary(summary: dict) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from soundtag.infer import Classifier
-
-    clf = Classifier.load(args.model, backend=args.backend, window=args.window, hop=args.hop)
+    clf = _classifier(args, backend=args.backend)
     failed, width, drawn = 0, min(60, max(len(f) for f in args.files)), set()
     if not args.json:
         print(f"{'file':<{width}}  {'seconds':>7}  tags")
     for start in range(0, len(args.files), 32):  # shared model batches, output as each group finishes
         chunk = args.files[start:start + 32]
-        for path, result in zip(chunk, clf.analyze_batch(chunk, top_k=args.top_k)):
+        for path, result in zip(chunk, clf.analyze_batch(chunk)):
             failed += isinstance(result, AudioError)
             print(json.dumps(_as_record(path, result)) if args.json else _as_text(path, result, width), flush=True)
             if args.plots and not isinstance(result, AudioError):
@@ -357,12 +376,11 @@ def cmd_onnx(args: argparse.Namespace) -> int:
 
 def cmd_tag(args: argparse.Namespace) -> int:
     from soundtag.catalog import tag_library
-    from soundtag.infer import Classifier
 
     missing = [r for r in args.roots if not Path(r).exists()]
     if missing:  # an unmounted share must not look like an empty library
         raise FileNotFoundError(f"{', '.join(missing)}: no such folder or file")
-    clf = Classifier.load(args.model, window=args.window, hop=args.hop, precision=args.precision)
+    clf = _classifier(args, precision=args.precision)
     if args.address and args.engine != "ray":
         raise ConfigError("--address is for --engine ray")
     if args.engine == "ray" and args.workers == 0:
@@ -445,7 +463,7 @@ def cmd_qa(args: argparse.Namespace) -> int:
 def cmd_calibrate(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from soundtag.model import load_model, set_threshold
+    from soundtag.model import load_model, set_inference
     from soundtag.qa import calibrate, out_of_fold
 
     if not 0 < args.quantile < 100:
@@ -457,7 +475,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         raise ConfigError(f"{summary}: no out-of-fold decision threshold; run `soundtag evaluate {args.cv}` first")
     held_out = np.concatenate([d for _, _, d in out_of_fold(args.data, args.cv)])
     threshold = calibrate(args.data, args.model, held_out, args.quantile)
-    set_threshold(args.model, decision)
+    set_inference(args.model, threshold=decision)
     print(f"{args.model}: a sound is present from score {decision:.2f}; unfamiliar above distance {threshold:.2f} "
           f"({100 - args.quantile:g}% of the {len(held_out)} held-out clips)")
     return 0

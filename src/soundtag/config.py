@@ -11,12 +11,9 @@ from pathlib import Path
 
 from soundtag.audio import AudioConfig
 from soundtag.augment import AugmentConfig
+from soundtag.errors import ConfigError
 from soundtag.features import FrontendConfig
 from soundtag.model import ModelConfig
-
-
-class ConfigError(ValueError):
-    """An unknown key, a value of the wrong type or out of range, or an unreadable config file."""
 
 
 @dataclass(frozen=True)

@@ -22,12 +22,11 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from soundtag.audio import AudioError, fix_length, load
-from soundtag.events import AGGREGATES, find_events, presence
+from soundtag.errors import ConfigError
+from soundtag.events import find_events, presence
+from soundtag.inference_config import InferenceConfig, override
 from soundtag.model import ModelBundle, load_model
 from soundtag.runners import BATCH, onnx_runner, torch_runner
-
-BACKENDS = ("torch", "onnx")
-PRECISIONS = ("fp32", "bf16")
 
 SILENCE = "silence"
 OOD_FILE = "ood.safetensors"  # training-embedding statistics for the unfamiliar-audio score; see fit_ood
@@ -67,65 +66,59 @@ class Analysis:
 
 
 class Classifier:
-    """Turns audio into sound-class tags with a trained soundtag model.
+    """Turns audio into sound-class tags with a trained soundtag model, applied as its `InferenceConfig` says
+    (saved with the model; any field can be overridden by keyword).
 
     >>> clf = Classifier.load()                       # the shipped ESC-50 model
     >>> clf.predict("dog.wav", top_k=3)               # [{"label": "dog", "score": 0.97}, ...]
+    >>> Classifier.load(window=2, hop=1).config       # shorter windows for finer event times
     """
 
-    def __init__(self, bundle: ModelBundle, window: float = 5.0, hop: float = 2.5, silence_dbfs: float = -60.0,
-                 backend: str = "torch", onnx_path: str | Path | None = None, precision: str = "fp32",
-                 ood_stats: dict[str, np.ndarray] | None = None, device: str | None = None,
-                 threshold: float | None = None, aggregate: str = "max"):
-        if window <= 0 or hop <= 0:
-            raise ValueError(f"window and hop must be positive seconds, got window={window}, hop={hop}")
-        if aggregate not in AGGREGATES:
-            raise ValueError(f"unknown aggregate {aggregate!r}; choose from {', '.join(AGGREGATES)}")
-        self.threshold = bundle.threshold if threshold is None else threshold  # chosen out-of-fold, see calibrate
-        if not 0.0 < self.threshold < 1.0:
-            raise ValueError(f"threshold must lie between 0 and 1, got {self.threshold}")
-        self.aggregate = aggregate
-        if backend not in BACKENDS:
-            raise ValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
-        if precision not in PRECISIONS or (precision == "bf16" and backend != "torch"):
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} (bf16 with the torch backend only)")
-        self.bundle, self.window, self.hop, self.silence_dbfs = bundle, window, hop, silence_dbfs
-        self.precision = precision
+    def __init__(self, bundle: ModelBundle, config: InferenceConfig | None = None, onnx_path: str | Path | None = None,
+                 ood_stats: dict[str, np.ndarray] | None = None, device: str | None = None, **overrides: object):
+        self.config = override(config or bundle.inference, **overrides)
+        backend = self.config.backend
+        self.bundle = bundle
         self.ood_stats = ood_stats or {}
         self.classes = bundle.classes
         self.sample_rate = bundle.audio.sample_rate
         if device is None:
             device = "cuda" if torch.cuda.is_available() and backend == "torch" else "cpu"
         if device.startswith("cuda") and not torch.cuda.is_available():
-            raise ValueError(f"device {device!r}: this machine's torch sees no CUDA GPU")
+            raise ConfigError(f"device {device!r}: this machine's torch sees no CUDA GPU")
         self.device = torch.device(device)
         if backend == "torch":
-            self._run = torch_runner(bundle, precision, self.device)
+            self._run = torch_runner(bundle, self.config.precision, self.device)
         elif self.device.type != "cpu":
-            raise ValueError("the onnx backend runs on the CPU; use the torch backend for a GPU")
+            raise ConfigError("the onnx backend runs on the CPU; use the torch backend for a GPU")
         else:
             self._run = onnx_runner(bundle, onnx_path)
 
     @classmethod
-    def load(cls, path: str | Path | None = None, backend: str = "torch", **kwargs: object) -> Classifier:
-        """A model folder (model.json + model.safetensors, and model.onnx for the onnx backend);
-        default $SOUNDTAG_MODEL or the shipped model."""
+    def load(cls, path: str | Path | None = None, device: str | None = None, **overrides: object) -> Classifier:
+        """A model folder (model.json + model.safetensors, and model.onnx for the onnx backend), default
+        $SOUNDTAG_MODEL or the shipped model; `overrides` are `InferenceConfig` fields."""
         folder = model_folder(path)
         onnx_path = folder / "model.onnx" if (folder / "model.onnx").exists() else None
         ood = folder / OOD_FILE
         stats = {k: v.numpy().astype(np.float64) for k, v in load_file(ood).items()} if ood.exists() else None
-        return cls(load_model(folder), backend=backend, onnx_path=onnx_path, ood_stats=stats, **kwargs)
+        return cls(load_model(folder), onnx_path=onnx_path, ood_stats=stats, device=device, **overrides)
 
-    def predict(self, source: str | Path | np.ndarray, sample_rate: int | None = None, top_k: int = 5) -> list[dict]:
-        """Top-k `[{"label", "score"}]` for a whole file or array (the shape of Hugging Face's pipeline)."""
+    def predict(self, source: str | Path | np.ndarray, sample_rate: int | None = None,
+                top_k: int | None = None) -> list[dict]:
+        """Top-k `[{"label", "score"}]` for a whole file or array (the shape of Hugging Face's pipeline); a list of
+        inputs goes to `predict_batch`."""
+        if isinstance(source, (list, tuple)):
+            raise TypeError("predict takes one file or array; for several, use predict_batch([...])")
         return self.analyze(source, sample_rate, top_k).tags
 
     def predict_batch(self, sources: Iterable[str | Path | np.ndarray], sample_rate: int | None = None,
-                      top_k: int = 5) -> list[list[dict] | AudioError]:
+                      top_k: int | None = None) -> list[list[dict] | AudioError]:
         """`predict` for many inputs in shared batches; a bad input gets its AudioError in its place."""
         return [r if isinstance(r, AudioError) else r.tags for r in self.analyze_batch(sources, sample_rate, top_k)]
 
-    def analyze(self, source: str | Path | np.ndarray, sample_rate: int | None = None, top_k: int = 5) -> Analysis:
+    def analyze(self, source: str | Path | np.ndarray, sample_rate: int | None = None,
+                top_k: int | None = None) -> Analysis:
         """Per-window tags with times, and the file's tags; audio shorter than a window is zero-padded."""
         (result,) = self.analyze_batch([source], sample_rate, top_k)
         if isinstance(result, AudioError):
@@ -133,9 +126,9 @@ class Classifier:
         return result
 
     def analyze_batch(self, sources: Iterable[str | Path | np.ndarray], sample_rate: int | None = None,
-                      top_k: int = 5) -> list[Analysis | AudioError]:
+                      top_k: int | None = None) -> list[Analysis | AudioError]:
         """`analyze` for many inputs: every window of every input goes through the model in shared batches."""
-        sources = list(sources)
+        sources, top_k = list(sources), top_k or self.config.top_k
         files = sum(not isinstance(s, np.ndarray) for s in sources)
         if files > 1:  # decoding and resampling release the GIL: one thread per torch thread
             with ThreadPoolExecutor(torch.get_num_threads()) as pool:
@@ -143,7 +136,7 @@ class Classifier:
         else:
             waves = [self._load(s, sample_rate) for s in sources]
         cut = [self._windows(w) for w in waves if not isinstance(w, AudioError)]
-        silent = [levels < self.silence_dbfs for _, _, levels in cut]
+        silent = [levels < self.config.silence_dbfs for _, _, levels in cut]
         probs = [np.zeros((len(q), len(self.classes)), np.float32) for q in silent]
         embeddings = [np.zeros((len(q), self.bundle.model.config.channels[-1]), np.float32) for q in silent]
         heard = [(i, j) for i, quiet in enumerate(silent) for j in np.flatnonzero(~quiet)]
@@ -172,12 +165,12 @@ class Classifier:
     def _assemble(self, starts: list[float], probs: np.ndarray, embeddings: np.ndarray, silent: np.ndarray,
                   duration: float, top_k: int) -> Analysis:
         quiet_tags = [{"label": SILENCE, "score": 1.0}]
-        ends = np.minimum(np.array(starts) + self.window, duration)
+        ends = np.minimum(np.array(starts) + self.config.window, duration)
         rows = [WindowTags(start, float(end), quiet_tags if quiet else self._top(p, top_k), bool(quiet))
                 for start, end, p, quiet in zip(starts, ends, probs, silent)]
         heard = ~silent
-        overall = self._top(presence(probs[heard], self.aggregate), top_k) if heard.any() else quiet_tags
-        events = find_events(np.array(starts), ends, probs, self.threshold, self.classes)  # silent rows are 0
+        overall = self._top(presence(probs[heard], self.config.aggregate), top_k) if heard.any() else quiet_tags
+        events = find_events(np.array(starts), ends, probs, self.config.threshold, self.classes)  # silent rows: 0
         embedding = embeddings[heard].mean(0) if heard.any() else embeddings[0]
         window_ood = np.full(len(starts), np.nan)
         if heard.any() and self.ood_stats:
@@ -196,7 +189,7 @@ class Classifier:
         """Window starts (s), the windows, as views into `wave` (hours of audio are never copied), and their levels
         in dBFS; the last window is aligned to the end of the audio, and audio shorter than a window is zero-padded
         (its level is that of the audio, not of the padding)."""
-        size, step = round(self.window * self.sample_rate), round(self.hop * self.sample_rate)
+        size, step = round(self.config.window * self.sample_rate), round(self.config.hop * self.sample_rate)
         if len(wave) <= size:
             return [0.0], [fix_length(wave, size)], _dbfs([wave])
         offsets = list(range(0, len(wave) - size + 1, step))

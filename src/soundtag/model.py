@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -15,6 +15,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from soundtag.audio import AudioConfig
 from soundtag.features import FrontendConfig, LogMel
+from soundtag.inference_config import InferenceConfig, override
 
 OUTPUTS = ("sigmoid", "softmax")
 
@@ -115,13 +116,14 @@ def predict_logits(model: nn.Module, mels: torch.Tensor, batch_size: int = 256) 
 
 @dataclass(frozen=True)
 class ModelBundle:
-    """A trained network with everything needed to feed it: class names and the audio and frontend settings."""
+    """A trained network with everything needed to feed it and read it: class names, the audio and frontend
+    settings, and how to apply it to audio of any length (windows, silence gate, decision threshold)."""
 
     model: SoundCNN
     classes: list[str]
     audio: AudioConfig
     frontend: FrontendConfig
-    threshold: float = 0.5  # decision threshold on scores, chosen out-of-fold (`soundtag calibrate`)
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
 
 
 def fold_batchnorm(model: SoundCNN) -> SoundCNN:
@@ -151,10 +153,10 @@ class Pipeline(nn.Module):
 
 
 def describe(bundle: ModelBundle) -> dict:
-    """Everything but the weights, as JSON-ready data: class names, the audio, frontend and model configs and the
-    decision threshold."""
+    """Everything but the weights, as JSON-ready data: class names and the audio, frontend, model and inference
+    configs."""
     return {"classes": bundle.classes, "audio": asdict(bundle.audio), "frontend": asdict(bundle.frontend),
-            "model": asdict(bundle.model.config), "threshold": bundle.threshold}
+            "model": asdict(bundle.model.config), "inference": asdict(bundle.inference)}
 
 
 def save_model(directory: str | Path, bundle: ModelBundle) -> None:
@@ -166,14 +168,31 @@ def save_model(directory: str | Path, bundle: ModelBundle) -> None:
     (directory / "model.json").write_text(json.dumps(describe(bundle), indent=2) + "\n")
 
 
-def set_threshold(directory: str | Path, threshold: float) -> None:
-    """Record the decision threshold chosen for the model in `directory` in its model.json."""
-    if not 0.0 < threshold < 1.0:
-        raise ValueError(f"a decision threshold lies between 0 and 1, got {threshold}")
+def set_inference(directory: str | Path, **changes: object) -> InferenceConfig:
+    """Change inference settings (e.g. the decision threshold chosen out-of-fold) in `directory`/model.json."""
     path = Path(directory) / "model.json"
     meta = json.loads(path.read_text())
-    meta["threshold"] = float(threshold)
+    config = override(_inference(meta), **changes)
+    meta.pop("threshold", None)  # where models before 0.2.1 kept it
+    meta["inference"] = asdict(config)
     path.write_text(json.dumps(meta, indent=2) + "\n")
+    return config
+
+
+def _inference(meta: dict) -> InferenceConfig:
+    """The inference config of a model description; models before 0.2.1 had none: windows of the clip length they
+    were trained on, their decision threshold, and the mean over windows for single-label (softmax) models."""
+    if "inference" in meta:
+        return InferenceConfig(**meta["inference"])
+    return clip_inference(AudioConfig(**meta["audio"]), meta["model"].get("output", "softmax"),
+                          float(meta.get("threshold", 0.5)))
+
+
+def clip_inference(audio: AudioConfig, output: str, threshold: float = 0.5) -> InferenceConfig:
+    """A new model's inference config: windows of the clip length it is trained on, overlapping by half; file
+    scores from the best window (multi-label) or the mean over windows (single-label: its scores compete)."""
+    return InferenceConfig(window=audio.duration, hop=audio.duration / 2, threshold=threshold,
+                           aggregate="max" if output == "sigmoid" else "mean")
 
 
 class ModelError(ValueError):
@@ -196,7 +215,7 @@ def load_model(directory: str | Path) -> ModelBundle:
                              convs_per_block=tuple(m["convs_per_block"]), dropout=m["dropout"],
                              output=m.get("output", "softmax"))  # models before 0.2 were single-label
         bundle = ModelBundle(SoundCNN(config), list(meta["classes"]), AudioConfig(**meta["audio"]),
-                             FrontendConfig(**meta["frontend"]), float(meta.get("threshold", 0.5)))
+                             FrontendConfig(**meta["frontend"]), _inference(meta))
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
         raise ModelError(f"{directory / 'model.json'}: not a soundtag model description ({err!r})") from None
     _check(bundle, directory)
@@ -223,8 +242,6 @@ def _check(bundle: ModelBundle, directory: Path) -> None:
     if len(bundle.classes) != bundle.model.config.n_classes:
         raise ModelError(f"{directory / 'model.json'}: {len(bundle.classes)} class names for "
                          f"{bundle.model.config.n_classes} outputs")
-    if not 0 < bundle.threshold < 1:
-        raise ModelError(f"{directory / 'model.json'}: threshold {bundle.threshold} is not between 0 and 1")
     if not 8 <= bundle.frontend.n_mels <= 512 or not 64 <= bundle.frontend.n_fft <= 16_384:
         raise ModelError(f"{directory / 'model.json'}: n_mels {bundle.frontend.n_mels} or n_fft "
                          f"{bundle.frontend.n_fft} out of range (8-512, 64-16384)")

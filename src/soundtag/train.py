@@ -27,7 +27,7 @@ from soundtag.augment import Augmenter
 from soundtag.config import ConfigError, RunConfig
 from soundtag.data import Dataset, build_features, load_dataset
 from soundtag.features import LogMel
-from soundtag.model import ModelBundle, SoundCNN, predict_logits, save_model
+from soundtag.model import ModelBundle, SoundCNN, clip_inference, predict_logits, save_model
 
 LOG_FIELDS = ("epoch", "lr", "train_loss", "val_loss", "val_acc", "seconds")
 
@@ -187,7 +187,8 @@ def run(cfg: RunConfig, data: str | Path, out: str | Path, folds: list[int] | No
             train_idx = np.setdiff1d(train_idx, val_idx)
         model = train_fold(cfg, power, labels, train_idx, val_idx, fold_dir, name, rooms)
         if rank == 0:
-            save_model(fold_dir, ModelBundle(model.cpu(), dataset.classes, cfg.audio, cfg.frontend))
+            inference = clip_inference(cfg.audio, cfg.model.output)
+            save_model(fold_dir, ModelBundle(model.cpu(), dataset.classes, cfg.audio, cfg.frontend, inference))
             (fold_dir / "checkpoint.pt").unlink(missing_ok=True)
     return out
 
