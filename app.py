@@ -1,4 +1,5 @@
-"""Hugging Face Spaces entry point: the soundtag web app with the shipped model (`python app.py`)."""
+"""Hugging Face Spaces entry point: the soundtag web app with the shipped model (`python app.py`). It listens where
+GRADIO_SERVER_NAME and GRADIO_SERVER_PORT say (Spaces sets 0.0.0.0), else on 127.0.0.1:7860."""
 
 import sys
 from pathlib import Path
@@ -8,4 +9,4 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))  # Spaces runs 
 from soundtag.app import launch
 
 if __name__ == "__main__":
-    launch(host="0.0.0.0", port=7860)
+    launch()

@@ -163,6 +163,52 @@ def test_catalog_tab_searches_by_tag_and_by_sound(client: Client, catalog_db: Pa
         client.predict(handle_file(str(tmp_path / "quiet.wav")), 2, api_name="/similar")
 
 
+def test_examples_run_on_click_and_the_catalog_tab_needs_a_catalog(clf: Classifier, catalog_db: Path,
+                                                                  tmp_path: Path) -> None:
+    sf.write(tmp_path / "ex.wav", tone(440.0, 16000, 1.0), 16000)
+    config = app_module.build_app(clf, examples=[str(tmp_path / "ex.wav")]).config
+    (label,) = [c["id"] for c in config["components"] if c.get("props", {}).get("label", "").startswith("Sounds in")]
+    assert sum(label in d["outputs"] for d in config["dependencies"]) == 2  # the Tag button and an example's click
+    tabs = lambda cfg: [c["props"].get("label") for c in cfg["components"] if c["type"] == "tabitem"]  # noqa: E731
+    assert "Search a catalog" not in tabs(config)
+    assert "Search a catalog" in tabs(app_module.build_app(clf, examples=[], db=catalog_db).config)
+
+
+def test_user_errors_are_logged_as_one_line(clf: Classifier, caplog: pytest.LogCaptureFixture) -> None:
+    with pytest.raises(gr.Error) as raised:
+        app_module.Tagger(clf)._load(None)
+    assert raised.value.print_exception is False  # Gradio would print its traceback
+    assert caplog.records[-1].getMessage() == "refused: Upload or record a clip first."
+
+
+def test_launch_listens_where_the_environment_says_and_refuses_a_taken_port(
+        clf: Classifier, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    from soundtag.cli import main
+
+    seen = {}
+
+    class Fake:
+        def launch(self, **kwargs: object) -> None:
+            seen.update(kwargs)
+
+    monkeypatch.setattr(app_module, "build_app", lambda *args, **kwargs: Fake())
+    monkeypatch.setattr(app_module.Classifier, "load", lambda *args, **kwargs: clf)
+    port = free_port()
+    monkeypatch.setenv("GRADIO_SERVER_PORT", str(port))
+    app_module.launch()
+    assert (seen["server_name"], seen["server_port"]) == ("127.0.0.1", port)  # local unless told otherwise
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "0.0.0.0")
+    app_module.launch()
+    assert seen["server_name"] == "0.0.0.0"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        assert main(["app", "--host", "127.0.0.1", "--port", str(busy)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{busy}" in err and len(err.strip().splitlines()) == 1
+
+
 def test_gradio_keeps_a_bounded_request_history(clf: Classifier) -> None:
     """Its analytics of past requests grew the server's memory in the load test (bench/load_app.py)."""
     assert app_module.build_app(clf, examples=[])._queue.ANALYTICS_MAX_EVENTS <= 1000

@@ -6,25 +6,37 @@ Runs offline with the shipped model. `soundtag app` serves it; the repo's `app.p
 
 from __future__ import annotations
 
+import logging
 import os
+import socket
 from pathlib import Path
 from time import monotonic
 
 import gradio as gr
 import numpy as np
+import soundfile as sf
 from matplotlib.figure import Figure
 
 from soundtag.audio import AudioError, load
 from soundtag.catalog import search, similar
+from soundtag.errors import ConfigError
 from soundtag.features import LogMel
 from soundtag.infer import Classifier, limit_arenas, release_freed_memory
 from soundtag.timeline import timeline_figure
 
 MAX_SECONDS = 600  # longer uploads are refused with a message, before any tagging
-MAX_FILE_SIZE = "50mb"
+MAX_MB = 250  # uploads: 10 minutes of 48 kHz stereo as 32-bit float WAV (230 MB) fit
+MAX_FILE_SIZE = f"{MAX_MB}mb"
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 LIVE_EVERY = 1.0  # seconds between live classifications
 MAX_ROWS = 500  # search results shown
+log = logging.getLogger("soundtag.app")
+
+
+def user_error(message: str) -> gr.Error:
+    """A message for the page about the user's input; the server logs it as one line, not a traceback."""
+    log.warning("refused: %s", message)
+    return gr.Error(message, print_exception=False)
 
 
 class Tagger:
@@ -37,15 +49,20 @@ class Tagger:
     def _load(self, path: str | None) -> np.ndarray:
         """The upload at the model's rate; every problem becomes a message in the page."""
         if not path:
-            raise gr.Error("Upload or record a clip first.")
+            raise user_error("Upload or record a clip first.")
         try:
-            wave = load(path, target_rate=self.clf.sample_rate)
+            seconds = sf.info(path).duration  # from the header, before decoding, where the format has one
+        except (sf.LibsndfileError, RuntimeError):
+            seconds = 0.0  # ffmpeg containers: measured after decoding
+        try:
+            if seconds <= MAX_SECONDS:
+                wave = load(path, target_rate=self.clf.sample_rate)
+                seconds = len(wave) / self.clf.sample_rate
         except AudioError as err:
-            raise gr.Error(f"Cannot tag {Path(err.source).name}: {err.reason}") from None
-        seconds = len(wave) / self.clf.sample_rate
+            raise user_error(f"Cannot tag {Path(err.source).name}: {err.reason}") from None
         if seconds > MAX_SECONDS:
-            raise gr.Error(f"Cannot tag {Path(path).name}: it is {seconds:.0f} s long; this app takes up to "
-                           f"{MAX_SECONDS} s")
+            raise user_error(f"Cannot tag {Path(path).name}: it is {seconds:.0f} s long; this app takes up to "
+                             f"{MAX_SECONDS} s ({MAX_SECONDS / 60:g} minutes)")
         return wave
 
     def tag(self, path: str | None) -> tuple[dict, Figure, list[list]]:
@@ -88,7 +105,7 @@ class Tagger:
     def similar(self, path: str | None, k: float) -> list[list]:
         result = self.clf.analyze(self._load(path), self.clf.sample_rate)
         if result.silent:
-            raise gr.Error("That clip is silent; there is no sound to compare.")
+            raise user_error("That clip is silent; there is no sound to compare.")
         return [[h["path"], round(h["score"], 3)] for h in similar(self.db, result.embedding, int(k))]
 
 
@@ -105,21 +122,23 @@ def build_app(clf: Classifier, examples: list[str] | None = None, db: str | Path
                     f"{len(clf.classes)} environmental sound classes from ESC-50. Each sound gets its own score "
                     "(several can be present at once); audio longer than "
                     f"{clf.config.window:g} s is scored in windows every {clf.config.hop:g} s "
-                    f"(up to {MAX_SECONDS} s), and a sound is an event where it scores at least "
-                    f"{clf.config.threshold:.2f}.")
+                    f"(uploads up to {MAX_SECONDS / 60:g} minutes and {MAX_MB} MB), and a sound is "
+                    f"an event where it scores at least {clf.config.threshold:.2f}.")
         with gr.Tab("Tag a clip"):
             with gr.Row():
                 with gr.Column():
                     audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Audio")
                     button = gr.Button("Tag", variant="primary")
-                    if examples:
-                        gr.Examples(examples, inputs=audio, label="Examples (ESC-10, CC BY; see examples/README.md)")
                 with gr.Column():
                     label = gr.Label(num_top_classes=5, label="Sounds in the clip (each scored on its own)")
                     image = gr.Plot(label="Spectrogram and events")
                     timeline = gr.Dataframe(headers=["start s", "end s", "sound", "peak score"], label="Events",
                                             interactive=False)
             button.click(tagger.tag, audio, [label, image, timeline], api_name="predict")
+            if examples:  # a click tags the example at once
+                gr.Examples(examples, inputs=audio, outputs=[label, image, timeline], fn=tagger.tag,
+                            run_on_click=True, cache_examples=False,
+                            label="Examples (ESC-10, CC BY; see examples/README.md)")
         with gr.Tab("Live"):
             gr.Markdown(f"Tags the last {clf.config.window:g} s of the microphone about once a second.")
             mic = gr.Audio(sources=["microphone"], streaming=True, type="numpy", label="Microphone")
@@ -127,17 +146,14 @@ def build_app(clf: Classifier, examples: list[str] | None = None, db: str | Path
             state = gr.State()
             mic.stream(tagger.live, [mic, state], [live_label, state], stream_every=0.5, time_limit=600,
                        api_name="live")
-        with gr.Tab("Search a catalog"):
-            catalog_tab(tagger)
+        if db is not None:
+            with gr.Tab("Search a catalog"):
+                catalog_tab(tagger)
     return demo.queue(default_concurrency_limit=2, max_size=64)
 
 
 def catalog_tab(tagger: Tagger) -> None:
     """Windows with a tag, and files that sound like an upload, in the catalog the app was started with."""
-    if tagger.db is None:
-        gr.Markdown("Start the app with `soundtag app --db catalog.db` (a catalog made by `soundtag tag`) to "
-                    "search it here by tag or by sound.")
-        return
     gr.Markdown(f"Catalog `{tagger.db}`: where a sound happens (its events, best first, up to {MAX_ROWS}), or the "
                 "files that sound most like a clip you upload or record.")
     with gr.Row():
@@ -154,10 +170,26 @@ def catalog_tab(tagger: Tagger) -> None:
     like.click(tagger.similar, [query, k], files, api_name="similar")
 
 
-def launch(model: str | None = None, host: str = "127.0.0.1", port: int = 7860, backend: str | None = None,
+def launch(model: str | None = None, host: str | None = None, port: int | None = None, backend: str | None = None,
            db: str | Path | None = None, **kwargs: object) -> gr.Blocks:
+    """Serve the app on `host`:`port`, else $GRADIO_SERVER_NAME:$GRADIO_SERVER_PORT (as Hugging Face Spaces sets
+    them), else 127.0.0.1:7860 (this machine only)."""
+    host = host or os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1"
+    port = port or int(os.environ.get("GRADIO_SERVER_PORT") or 7860)
     if db is not None and not Path(db).is_file():
         raise FileNotFoundError(f"{db}: no such catalog; create it with `soundtag tag ROOT --db {db}`")
+    check_port(host, port)  # before the model loads
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     demo = build_app(Classifier.load(model, backend=backend), db=db)
     demo.launch(server_name=host, server_port=port, max_file_size=MAX_FILE_SIZE, show_error=True, **kwargs)
     return demo
+
+
+def check_port(host: str, port: int) -> None:
+    """Refuse, in one line, a port that another program holds (Gradio would answer with a traceback)."""
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError as err:
+            raise ConfigError(f"cannot listen on {host}:{port} ({err.strerror}); choose another port with --port "
+                              "or GRADIO_SERVER_PORT") from None

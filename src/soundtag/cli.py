@@ -254,8 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("app", help="serve the web app",
                        description="Serve the Gradio app: upload or record a clip to see its tags, spectrogram "
                                    "and timeline, or tag the microphone live. Works offline.")
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on; 0.0.0.0 for all (default: %(default)s)")
-    p.add_argument("--port", type=int, default=7860, help="port (default: %(default)s)")
+    p.add_argument("--host", help="address to listen on; 0.0.0.0 for all (default: $GRADIO_SERVER_NAME, else "
+                                  "127.0.0.1: this machine only)")
+    p.add_argument("--port", type=_positive(int), help="port (default: $GRADIO_SERVER_PORT, else 7860)")
     p.add_argument("--model", help="model folder (default: the shipped ESC-50 model, or $SOUNDTAG_MODEL)")
     p.add_argument("--backend", choices=BACKENDS, help="inference backend (default: the model's, torch)")
     p.add_argument("--db", help="a catalog (from `soundtag tag`) to search in the app's catalog tab")

@@ -106,10 +106,8 @@ class Classifier:
 
     def predict(self, source: str | Path | np.ndarray, sample_rate: int | None = None,
                 top_k: int | None = None) -> list[dict]:
-        """Top-k `[{"label", "score"}]` for a whole file or array (the shape of Hugging Face's pipeline); a list of
-        inputs goes to `predict_batch`."""
-        if isinstance(source, (list, tuple)):
-            raise TypeError("predict takes one file or array; for several, use predict_batch([...])")
+        """Top-k `[{"label", "score"}]` for a whole file or array (the shape of Hugging Face's pipeline); for a list
+        of inputs, `predict_batch`."""
         return self.analyze(source, sample_rate, top_k).tags
 
     def predict_batch(self, sources: Iterable[str | Path | np.ndarray], sample_rate: int | None = None,
