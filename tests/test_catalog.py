@@ -86,6 +86,25 @@ def test_every_good_file_tagged_every_bad_one_explained(clf: Classifier, tmp_pat
     assert stereo[4:] == (22050, 2)
 
 
+def test_a_file_replaced_while_it_is_decoded_is_tagged_again(clf: Classifier, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "lib").mkdir()
+    take = tmp_path / "lib" / "take.wav"
+    sf.write(take, tone(440.0, 16000, 2.0), 16000)
+    decode = catalog.decode
+
+    def replaced_meanwhile(path: Path) -> tuple:
+        decoded = decode(path)
+        sf.write(take, tone(440.0, 16000, 3.0), 16000)  # the new version lands after the old one was read
+        return decoded
+
+    monkeypatch.setattr(catalog, "decode", replaced_meanwhile)
+    tag_library([tmp_path / "lib"], tmp_path / "cat.db", clf, workers=0)
+    monkeypatch.setattr(catalog, "decode", decode)
+    assert tag_library([tmp_path / "lib"], tmp_path / "cat.db", clf, workers=0)["tagged"] == 1
+    assert snapshot(tmp_path / "cat.db")[0][0][3] == 3.0
+
+
 def test_rerun_skips_unchanged_and_retags_changed(clf: Classifier, tmp_path: Path) -> None:
     make_library(tmp_path / "lib")
     db = tmp_path / "cat.db"

@@ -103,6 +103,15 @@ def test_window_and_hop_are_configurable(clf: Classifier) -> None:
     assert Classifier(clf.bundle, window=2.0).config.hop == 1.0  # a new window keeps the overlap (half)
 
 
+@pytest.mark.parametrize(("seconds", "starts"),
+                         [(5.016, [0.0]), (10.016, [0.0, 2.5, 5.0]), (10.5, [0.0, 2.5, 5.0, 5.5])])
+def test_encoder_padding_gets_no_window_of_its_own(clf: Classifier, seconds: float, starts: list) -> None:
+    """An M4A of a 5.000-s clip decodes to 5.016 s (AAC priming): one window, not two that look the same."""
+    result = clf.analyze(tone(440.0, 16000, seconds), sample_rate=16000)
+    assert [w.start for w in result.windows] == starts
+    assert result.windows[-1].end == pytest.approx(min(starts[-1] + 5.0, seconds), abs=1e-3)
+
+
 def test_short_audio_is_one_padded_window(clf: Classifier) -> None:
     result = clf.analyze(tone(440.0, 16000, 1.0), sample_rate=16000)
     assert [(w.start, w.end) for w in result.windows] == [(0.0, 1.0)]

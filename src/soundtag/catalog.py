@@ -133,15 +133,19 @@ def signal_stats(data: np.ndarray) -> dict:
 
 
 def _decode_job(job: tuple[Path, int]) -> tuple[Path, np.ndarray | None, dict]:
-    """Decode and resample one file, and measure its levels; never raises for a bad file."""
+    """Decode and resample one file, and measure its levels; never raises for a bad file. Its size and time are
+    taken before decoding: a file replaced while it is decoded then looks changed to the next run, not done."""
     path, rate = job
+    size, mtime = _stat(path)
     try:
         data, sr = decode(path)
         wave = prepare(data, sr, rate, path)
-        return path, wave, {"sample_rate": sr, "channels": int(data.shape[1]), "error": None, **signal_stats(data)}
+        return path, wave, {"size": size, "mtime_ns": mtime, "sample_rate": sr, "channels": int(data.shape[1]),
+                            "error": None, **signal_stats(data)}
     except Exception as err:  # whatever goes wrong with one file is that file's, and the run goes on
         reason = err.reason if isinstance(err, AudioError) else f"cannot be decoded ({type(err).__name__}: {err})"
-        return path, None, {"sample_rate": None, "channels": None, "error": reason} | dict.fromkeys(STATS)
+        return path, None, {"size": size, "mtime_ns": mtime, "sample_rate": None, "channels": None,
+                            "error": reason} | dict.fromkeys(STATS)
 
 
 def tag_library(roots: Iterable[str | Path], db: str | Path, clf: Classifier, workers: int = 2,
@@ -257,14 +261,13 @@ def _batches(decoded: Iterable[tuple[Path, np.ndarray | None, dict]], files: int
 
 def _write(conn: sqlite3.Connection, path: Path, info: dict, result: Analysis | None) -> None:
     """Replace the file's rows (a changed file loses its old tags through the cascade)."""
-    size, mtime = _stat(path)
     conn.execute("DELETE FROM assets WHERE path = ?", (path_text(path),))
     status = "error" if result is None else "silent" if result.silent else "ok"
     cur = conn.execute(
         "INSERT INTO assets (path, size, mtime_ns, duration, sample_rate, channels, status, error, tagged_at, "
         "peak, rms_dbfs, dc_offset, clipped, ood) VALUES (?, ?, ?, ?, ?, ?, ?, ?, datetime('now'), ?, ?, ?, ?, ?)",
-        (path_text(path), size, mtime, result.duration if result else None, info["sample_rate"], info["channels"],
-         status, info["error"], *(info[k] for k in STATS), result.ood if result else None))
+        (path_text(path), info["size"], info["mtime_ns"], result.duration if result else None, info["sample_rate"],
+         info["channels"], status, info["error"], *(info[k] for k in STATS), result.ood if result else None))
     if result is None:
         return
     asset = cur.lastrowid

@@ -29,6 +29,7 @@ from soundtag.model import ModelBundle, load_model
 from soundtag.runners import BATCH, onnx_runner, torch_runner
 
 SILENCE = "silence"
+TAIL = 0.02  # share of a window left after the last hop that is padding, not audio to score (see _windows)
 OOD_FILE = "ood.safetensors"  # training-embedding statistics for the unfamiliar-audio score; see fit_ood
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "esc50"  # package data: travels in the wheel
 
@@ -185,13 +186,14 @@ class Classifier:
 
     def _windows(self, wave: np.ndarray) -> tuple[list[float], list[np.ndarray], np.ndarray]:
         """Window starts (s), the windows, as views into `wave` (hours of audio are never copied), and their levels
-        in dBFS; the last window is aligned to the end of the audio, and audio shorter than a window is zero-padded
-        (its level is that of the audio, not of the padding)."""
+        in dBFS. Audio shorter than a window is zero-padded (its level is that of the audio, not of the padding). A
+        last window is aligned to the end of the audio unless less than TAIL of a window is left: encoders pad (an
+        M4A of a 5.000-s clip decodes to 5.016 s), and such a window would repeat the one before it."""
         size, step = round(self.config.window * self.sample_rate), round(self.config.hop * self.sample_rate)
         if len(wave) <= size:
             return [0.0], [fix_length(wave, size)], _dbfs([wave])
         offsets = list(range(0, len(wave) - size + 1, step))
-        if offsets[-1] + size < len(wave):
+        if len(wave) - offsets[-1] - size > TAIL * size:
             offsets.append(len(wave) - size)
         windows = [wave[o:o + size] for o in offsets]
         return [o / self.sample_rate for o in offsets], windows, _dbfs(windows)
