@@ -10,7 +10,8 @@ import argparse
 from common import median, report, timed
 
 from soundtag.audio import AudioConfig
-from soundtag.data import _compute_features, load_dataset
+from soundtag.data import load_dataset
+from soundtag.feature_cache import _compute_features
 from soundtag.features import FrontendConfig
 
 

@@ -6,8 +6,8 @@ tones, sweeps, square waves, chords).
                            [--save-to src/soundtag/models/esc50]
 
 Each cross-validation fold model gets unfamiliar-audio statistics fitted on its training folds and scores its
-held-out fold (`soundtag.qa.out_of_fold`); the threshold is the --quantile of those out-of-fold distances. A clip is
-unfamiliar when any of its windows lies beyond the threshold, and unsure when no window scores 0.3 on any sound
+held-out fold (`soundtag.calibrate.out_of_fold`); the threshold is the --quantile of those out-of-fold distances. A
+clip is unfamiliar when any of its windows lies beyond the threshold, and unsure when no window scores 0.3 on any sound
 (QA's defaults). Synthetic clips and the examples are scored by every fold model. With --save-to, the model there
 (trained on all clips) is calibrated with that threshold, as `soundtag calibrate` does; by default nothing is written.
 """
@@ -23,8 +23,9 @@ from common import report
 from robustness import conditions
 
 from soundtag.audio import load_clip
+from soundtag.calibrate import calibrate, out_of_fold
 from soundtag.data import load_dataset
-from soundtag.qa import QAConfig, calibrate, out_of_fold
+from soundtag.qa import QAConfig
 
 RATE = 32_000
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

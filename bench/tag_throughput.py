@@ -11,11 +11,13 @@ from pathlib import Path
 
 from common import median, report
 
-from soundtag.catalog import tag_library
 from soundtag.infer import Classifier
+from soundtag.ingest import tag_library
+from soundtag.memory import keep_freed_memory
 
 
 def main() -> None:
+    keep_freed_memory()  # as `soundtag tag` does
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default="data/ESC-50")
     parser.add_argument("--model", default=None, help="model folder (default: the shipped model)")

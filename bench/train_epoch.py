@@ -18,7 +18,8 @@ import torch
 from common import median, report
 
 from soundtag.config import make_config
-from soundtag.data import build_features, load_dataset
+from soundtag.data import load_dataset
+from soundtag.feature_cache import build_features
 from soundtag.train import train_fold
 
 

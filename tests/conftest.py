@@ -41,6 +41,15 @@ def write_fake_esc50(root: Path, classes: int = 50, per_class: int = 40, seconds
     return root
 
 
+def make_folder_dataset(root: Path) -> Path:
+    """Two classes (a bell, a hum) of six 0.3-s clips each, a folder per class."""
+    for label, freq in (("bell", 880.0), ("hum", 60.0)):
+        (root / label).mkdir(parents=True)
+        for i in range(6):
+            sf.write(root / label / f"{i}.wav", tone(freq, 8000, 0.3), 8000)
+    return root
+
+
 @pytest.fixture(scope="session")
 def fake_esc50(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_fake_esc50(tmp_path_factory.mktemp("fake") / "ESC-50")

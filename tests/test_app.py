@@ -16,8 +16,8 @@ from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
 from soundtag import app as app_module  # noqa: E402
-from soundtag.catalog import tag_library  # noqa: E402
 from soundtag.infer import Classifier  # noqa: E402
+from soundtag.ingest import tag_library  # noqa: E402
 
 CLASSES = ["bell", "hum", "rain", "wind", "dog", "car"]
 
@@ -211,4 +211,5 @@ def test_launch_listens_where_the_environment_says_and_refuses_a_taken_port(
 
 def test_gradio_keeps_a_bounded_request_history(clf: Classifier) -> None:
     """Its analytics of past requests grew the server's memory in the load test (bench/load_app.py)."""
+    app_module.server_settings()
     assert app_module.build_app(clf, examples=[])._queue.ANALYTICS_MAX_EVENTS <= 1000

@@ -15,11 +15,12 @@ import pytest
 import soundfile as sf
 from conftest import REPO, tiny_bundle, tone
 
-from soundtag import catalog
-from soundtag.catalog import export, search, tag_library
+from soundtag import index, ingest
+from soundtag.catalog import export, search
 from soundtag.cli import main
 from soundtag.infer import Classifier
 from soundtag.inference_config import InferenceConfig
+from soundtag.ingest import tag_library
 from soundtag.model import save_model
 
 CLASSES = ["bell", "hum", "rain"]
@@ -91,16 +92,16 @@ def test_a_file_replaced_while_it_is_decoded_is_tagged_again(clf: Classifier, tm
     (tmp_path / "lib").mkdir()
     take = tmp_path / "lib" / "take.wav"
     sf.write(take, tone(440.0, 16000, 2.0), 16000)
-    decode = catalog.decode
+    decode = ingest.decode
 
     def replaced_meanwhile(path: Path) -> tuple:
         decoded = decode(path)
         sf.write(take, tone(440.0, 16000, 3.0), 16000)  # the new version lands after the old one was read
         return decoded
 
-    monkeypatch.setattr(catalog, "decode", replaced_meanwhile)
+    monkeypatch.setattr(ingest, "decode", replaced_meanwhile)
     tag_library([tmp_path / "lib"], tmp_path / "cat.db", clf, workers=0)
-    monkeypatch.setattr(catalog, "decode", decode)
+    monkeypatch.setattr(ingest, "decode", decode)
     assert tag_library([tmp_path / "lib"], tmp_path / "cat.db", clf, workers=0)["tagged"] == 1
     assert snapshot(tmp_path / "cat.db")[0][0][3] == 3.0
 
@@ -125,11 +126,11 @@ def test_killed_run_resumes_to_the_same_catalog(clf: Classifier, model_dir: Path
     tag_library([tmp_path / "lib"], tmp_path / "whole.db", clf, workers=1, batch_files=2)
     slow_run = (
         "import sys, time\n"
-        "from soundtag import catalog\n"
+        "from soundtag import ingest\n"
         "from soundtag.infer import Classifier\n"
-        "write = catalog._write\n"
-        "catalog._write = lambda *a: (time.sleep(0.3), write(*a))\n"
-        f"catalog.tag_library([{str(tmp_path / 'lib')!r}], {str(tmp_path / 'cut.db')!r}, "
+        "write = ingest.write_asset\n"
+        "ingest.write_asset = lambda *a: (time.sleep(0.3), write(*a))\n"
+        f"ingest.tag_library([{str(tmp_path / 'lib')!r}], {str(tmp_path / 'cut.db')!r}, "
         f"Classifier.load({str(model_dir)!r}), workers=1, batch_files=2)\n")
     proc = subprocess.Popen([sys.executable, "-c", slow_run], stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 120
@@ -227,7 +228,7 @@ def test_list_files_are_read(tmp_path: Path) -> None:
     make_library(tmp_path / "lib")
     listing = tmp_path / "files.txt"
     listing.write_text(f"{tmp_path / 'lib' / 'a' / 'short.wav'}\n\n{tmp_path / 'missing.wav'}\n")
-    assert [p.name for p in catalog.discover([listing])] == ["short.wav", "missing.wav"]
+    assert [p.name for p in ingest.discover([listing])] == ["short.wav", "missing.wav"]
 
 
 def test_similar_returns_the_planted_neighbours(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
@@ -245,13 +246,13 @@ def test_similar_returns_the_planted_neighbours(tmp_path: Path, capsys: pytest.C
     clf = Classifier.load()
     tag_library([tmp_path / "lib"], db, clf, workers=0)
     audio, sr = sf.read(REPO / "examples" / "dog.flac", dtype="float32")
-    hits = catalog.similar(db, clf.embed(0.7 * audio, sr), k=3)
+    hits = index.similar(db, clf.embed(0.7 * audio, sr), k=3)
     assert sorted(Path(h["path"]).name for h in hits[:2]) == ["dog_0.flac", "dog_1.flac"]
     assert 1.0 >= hits[0]["score"] >= hits[1]["score"] > hits[2]["score"]
     assert Path(f"{db}.faiss").exists()
-    assert catalog.embedding_index(db) is catalog.embedding_index(db)  # read once, not per query
+    assert index.embedding_index(db) is index.embedding_index(db)  # read once, not per query
     tagged = len(examples) * 2
-    assert len(catalog.similar(db, clf.embed(0.7 * audio, sr), k=50)) == tagged  # the silent file is not indexed
+    assert len(index.similar(db, clf.embed(0.7 * audio, sr), k=50)) == tagged  # the silent file is not indexed
     query = tmp_path / "lib" / "dog_0.flac"
     assert main(["similar", str(query), "--db", str(db), "-k", "2"]) == 0
     lines = capsys.readouterr().out.splitlines()
@@ -259,7 +260,7 @@ def test_similar_returns_the_planted_neighbours(tmp_path: Path, capsys: pytest.C
     (tmp_path / "lib" / "dog_0.flac").unlink()
     sf.write(tmp_path / "lib" / "rain_2.flac", sf.read(REPO / "examples" / "rain.flac")[0], sr)
     tag_library([tmp_path / "lib"], db, clf, workers=0)  # a changed catalog rebuilds the index
-    assert len(catalog.similar(db, clf.embed(0.7 * audio, sr), k=50)) == tagged + 1
+    assert len(index.similar(db, clf.embed(0.7 * audio, sr), k=50)) == tagged + 1
 
 
 def test_ray_engine_writes_the_same_catalog(clf: Classifier, tmp_path: Path) -> None:
@@ -293,7 +294,7 @@ def test_cli_mistakes_get_one_line_errors(model_dir: Path, tmp_path: Path, capsy
 def test_batches_close_on_files_or_audio_held() -> None:
     items = [(Path(f"{i}.wav"), np.zeros(n, np.float32), {}) for i, n in enumerate([10, 10, 500, 10, 10, 10])]
     items.insert(2, (Path("bad.wav"), None, {}))
-    sizes = [len(b) for b in catalog._batches(items, files=3, samples=100)]
+    sizes = [len(b) for b in ingest._batches(items, files=3, samples=100)]
     assert sizes == [3, 1, 3]  # [10, 10, bad] by count, [500] by audio, then the rest
 
 
@@ -342,14 +343,14 @@ def test_a_file_name_that_is_not_utf8_stops_nothing(clf: Classifier, tmp_path: P
 def test_an_unexpected_decoder_failure_is_that_files_only(clf: Classifier, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     make_library(tmp_path / "lib")
-    real = catalog.decode
+    real = ingest.decode
 
     def fragile(path: Path):  # an MP3 whose header makes the decoder ask for 18 TiB, say
         if path.name == "noise.ogg":
             raise MemoryError("Unable to allocate 18.0 TiB")
         return real(path)
 
-    monkeypatch.setattr(catalog, "decode", fragile)
+    monkeypatch.setattr(ingest, "decode", fragile)
     counts = tag_library([tmp_path / "lib"], tmp_path / "cat.db", clf, workers=1)
     assert counts["tagged"] == counts["found"] - 4  # the three broken files of make_library, and this one
     with sqlite3.connect(tmp_path / "cat.db") as conn:

@@ -9,10 +9,10 @@ import pytest
 from conftest import TINY, tiny_bundle
 
 import soundtag
-from soundtag.cli import main
+from soundtag.cli import COMMANDS, main
 
 
-@pytest.mark.parametrize("command", [[], ["download"], ["train"], ["evaluate"], ["predict"], ["onnx"], ["app"]])
+@pytest.mark.parametrize("command", [[], *([name] for name in COMMANDS)])
 def test_help_teaches(command: list, capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as info:
         main([*command, "--help"])
@@ -24,6 +24,17 @@ def test_help_teaches(command: list, capsys: pytest.CaptureFixture) -> None:
 def test_console_script_is_installed() -> None:
     proc = subprocess.run([sys.executable, "-m", "soundtag.cli", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and "download" in proc.stdout
+
+
+def test_help_does_not_import_torch() -> None:
+    """`soundtag --help` and every command's help answer at once: the heavy modules load when a command runs."""
+    code = ("import sys\nfrom soundtag.cli import COMMANDS, build_parser\nparser = build_parser()\n"
+            "for name in ['', *COMMANDS]:\n"
+            "    try:\n        parser.parse_args([name, '--help'] if name else ['--help'])\n"
+            "    except SystemExit:\n        pass\n"
+            "print(sorted(m for m in ('torch', 'scipy', 'sklearn', 'matplotlib') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_train_then_evaluate(tone_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

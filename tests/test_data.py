@@ -6,12 +6,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
-from conftest import tone, write_fake_esc50
+from conftest import make_folder_dataset, write_fake_esc50
 
-from soundtag import data
 from soundtag.audio import AudioConfig
-from soundtag.data import DatasetError, build_features, cache_key, download_esc50, load_dataset
+from soundtag.data import DatasetError, download_esc50, load_dataset
 from soundtag.features import FrontendConfig
 
 AUDIO, FRONTEND = AudioConfig(duration=0.5), FrontendConfig()
@@ -55,14 +53,6 @@ def test_missing_metadata_and_folder(tmp_path: Path) -> None:
         load_dataset(tmp_path / "empty")
 
 
-def make_folder_dataset(root: Path) -> Path:
-    for label, freq in (("bell", 880.0), ("hum", 60.0)):
-        (root / label).mkdir(parents=True)
-        for i in range(6):
-            sf.write(root / label / f"{i}.wav", tone(freq, 8000, 0.3), 8000)
-    return root
-
-
 def test_folder_per_class(tmp_path: Path) -> None:
     ds = load_dataset(make_folder_dataset(tmp_path / "mine"))
     assert ds.classes == ["bell", "hum"] and len(ds) == 12
@@ -93,35 +83,6 @@ def test_bad_csv(tmp_path: Path, text: str, reason: str) -> None:
     (root / "bad.csv").write_text(text)
     with pytest.raises(DatasetError, match=reason):
         load_dataset(root / "bad.csv")
-
-
-def test_cache_hits_and_invalidates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    ds = load_dataset(make_folder_dataset(tmp_path / "mine"))
-    first = build_features(ds, AUDIO, FRONTEND, tmp_path / "cache", workers=1)
-    assert first.shape == (12, 64, FRONTEND.num_frames(AUDIO.num_samples))
-
-    def fail(*_args: object) -> None:
-        raise AssertionError("the cache should have been used")
-
-    monkeypatch.setattr(data, "_compute_features", fail)
-    np.testing.assert_array_equal(build_features(ds, AUDIO, FRONTEND, tmp_path / "cache"), first)
-    changed = FrontendConfig(n_mels=32)
-    assert cache_key(ds, AUDIO, changed) != cache_key(ds, AUDIO, FRONTEND)
-    with pytest.raises(AssertionError, match="cache should have been used"):
-        build_features(ds, AUDIO, changed, tmp_path / "cache")
-
-
-def test_parallel_build_equals_serial(tmp_path: Path) -> None:
-    ds = load_dataset(make_folder_dataset(tmp_path / "mine"))
-    serial = build_features(ds, AUDIO, FRONTEND, workers=1)
-    np.testing.assert_allclose(build_features(ds, AUDIO, FRONTEND, workers=2), serial, atol=1e-5)
-
-
-def test_unreadable_clip_is_named(tmp_path: Path) -> None:
-    root = make_folder_dataset(tmp_path / "mine")
-    (root / "hum" / "3.wav").write_bytes(b"not audio at all" * 10)
-    with pytest.raises(DatasetError, match=r"(?s)1 clips could not be read.*hum/3\.wav: not audio"):
-        build_features(load_dataset(root), AUDIO, FRONTEND, workers=1)
 
 
 def make_archive(tmp_path: Path) -> tuple[str, str]:

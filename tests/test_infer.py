@@ -8,8 +8,9 @@ import torch
 from conftest import tiny_bundle, tone
 
 from soundtag.audio import AudioError
+from soundtag.calibrate import fit_ood
 from soundtag.errors import ConfigError
-from soundtag.infer import SILENCE, Classifier, fit_ood
+from soundtag.infer import SILENCE, Classifier
 from soundtag.model import save_model
 
 CLASSES = ["bell", "hum", "rain"]

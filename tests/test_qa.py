@@ -8,12 +8,13 @@ import pytest
 import soundfile as sf
 from conftest import REPO, tiny_bundle
 
-from soundtag.catalog import tag_library
+from soundtag.calibrate import out_of_fold
 from soundtag.cli import main
 from soundtag.data import load_dataset
 from soundtag.infer import Classifier
+from soundtag.ingest import tag_library
 from soundtag.model import load_model, save_model
-from soundtag.qa import QAConfig, QAError, check_catalog, expected_labels, out_of_fold, read_rules
+from soundtag.qa import QAConfig, QAError, check_catalog, expected_labels, read_rules
 
 EXAMPLES = REPO / "examples"
 

@@ -1,7 +1,8 @@
 """soundtag: sound-class tags for audio, from a compact CNN trained on ESC-50.
 
 `from soundtag import Classifier` is the entry point; the modules follow the pipeline: audio -> features -> data
--> model -> augment -> train -> evaluate -> infer (and export) -> catalog -> qa -> app, with `cli` on top.
+(feature_cache) -> model -> augment -> train -> evaluate -> infer (inference_config, runners, export) -> calibrate
+-> catalog (ingest, index) -> qa -> app, with `cli` on top; `errors` is at the bottom, for all of them.
 """
 
 __version__ = "0.2.0"

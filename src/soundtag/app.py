@@ -18,10 +18,12 @@ import soundfile as sf
 from matplotlib.figure import Figure
 
 from soundtag.audio import AudioError, load
-from soundtag.catalog import search, similar
+from soundtag.catalog import search
 from soundtag.errors import ConfigError
 from soundtag.features import LogMel
-from soundtag.infer import Classifier, limit_arenas, release_freed_memory
+from soundtag.index import similar
+from soundtag.infer import Classifier
+from soundtag.memory import limit_arenas, release_freed_memory
 from soundtag.timeline import timeline_figure
 
 MAX_SECONDS = 600  # longer uploads are refused with a message, before any tagging
@@ -109,11 +111,15 @@ class Tagger:
         return [[h["path"], round(h["score"], 3)] for h in similar(self.db, result.embedding, int(k))]
 
 
-def build_app(clf: Classifier, examples: list[str] | None = None, db: str | Path | None = None) -> gr.Blocks:
+def server_settings() -> None:
+    """Process-wide settings for serving, made by the entry points (`launch`, app.py) before the app is built."""
     limit_arenas()
     # Gradio keeps analytics for its last 10,000 requests and rebuilds a pandas table of them every few requests:
     # memory and time that grew with traffic in the load test (bench/load_app.py). Its last 1,000 are plenty.
     os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "1000")
+
+
+def build_app(clf: Classifier, examples: list[str] | None = None, db: str | Path | None = None) -> gr.Blocks:
     tagger = Tagger(clf, db)
     if examples is None:
         examples = sorted(str(p) for p in EXAMPLES.glob("*.flac"))
@@ -179,6 +185,7 @@ def launch(model: str | None = None, host: str | None = None, port: int | None =
     if db is not None and not Path(db).is_file():
         raise FileNotFoundError(f"{db}: no such catalog; create it with `soundtag tag ROOT --db {db}`")
     check_port(host, port)  # before the model loads
+    server_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     demo = build_app(Classifier.load(model, backend=backend), db=db)
     demo.launch(server_name=host, server_port=port, max_file_size=MAX_FILE_SIZE, show_error=True, **kwargs)

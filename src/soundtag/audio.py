@@ -16,20 +16,14 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from soundtag.errors import AudioError
+
 MIN_SAMPLE_RATE = 1_000
 MAX_SAMPLE_RATE = 768_000
 MAX_CHANNELS = 64
 MAX_DECODED_BYTES = 2 << 30  # float32 samples of one file held at once (about 3 h of 48 kHz stereo)
 STREAMED_SIZE = 0xFFFF_FFFF  # the data size of a WAV header written before its length was known
 MAX_PEAK = 1e4  # float audio may overshoot full scale a little; 80 dB over it is not a recording
-
-
-class AudioError(ValueError):
-    """A file or array that cannot be used as audio; the message says which one and why."""
-
-    def __init__(self, source: object, reason: str):
-        self.source, self.reason = str(source), reason
-        super().__init__(f"{self.source}: {reason}")
 
 
 @dataclass(frozen=True)

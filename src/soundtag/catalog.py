@@ -1,8 +1,9 @@
-"""Catalog: tag a library of audio into SQLite, resumably; export it; search it by tag or by sound.
+"""The catalog: one SQLite file of tagged assets (files with their levels and errors), per-window tags, file tags,
+windows, events and embeddings; and what reads it: search by sound and time, and export as CSV, JSON lines or
+Parquet. `soundtag.ingest` fills it and `soundtag.index` searches it by similarity. No torch here.
 
 Each batch of files is committed in one transaction as soon as it is tagged, so an interrupted run (even kill -9)
 keeps everything committed before it, and a re-run skips files whose size and modification time are unchanged.
-A file that cannot be read is recorded with its reason and the run goes on.
 """
 
 from __future__ import annotations
@@ -10,27 +11,18 @@ from __future__ import annotations
 import csv
 import difflib
 import json
-import logging
 import os
-import pickle
 import sqlite3
-import time
-from collections import deque
-from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing
-from itertools import islice
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from tqdm import tqdm
 
-from soundtag.audio import AudioError, decode, prepare
-from soundtag.data import AUDIO_SUFFIXES
-from soundtag.infer import Analysis, Classifier, keep_freed_memory
-from soundtag.inference_config import InferenceConfig
-from soundtag.model import ModelBundle
+from soundtag.errors import CatalogError
+
+if TYPE_CHECKING:
+    from soundtag.infer import Analysis
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS assets (
@@ -55,10 +47,7 @@ CREATE INDEX IF NOT EXISTS window_tags_label ON window_tags(label, score);
 CREATE INDEX IF NOT EXISTS file_tags_label ON file_tags(label, score);
 CREATE INDEX IF NOT EXISTS events_label ON events(label, score);
 """
-
-
-class CatalogError(ValueError):
-    """A search or export the catalog cannot answer as asked; the message says why and what would work."""
+STATS = ("peak", "rms_dbfs", "dc_offset", "clipped")
 
 
 def connect(db: str | Path) -> sqlite3.Connection:
@@ -81,26 +70,13 @@ def open_catalog(db: str | Path) -> sqlite3.Connection:
     return connect(db)
 
 
-def discover(roots: Iterable[str | Path]) -> list[Path]:
-    """Audio files under folders, audio files named directly, and paths listed in .txt/.lst files (one a line)."""
-    found = []
-    for root in map(Path, roots):
-        if root.is_dir():
-            found += [p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES]
-        elif root.suffix.lower() in (".txt", ".lst"):
-            found += [Path(line.strip()) for line in root.read_text().splitlines() if line.strip()]
-        else:
-            found.append(root)  # a missing or unreadable file is recorded with its reason
-    return sorted({p.resolve() for p in found})
-
-
 def pending(conn: sqlite3.Connection, paths: list[Path]) -> list[Path]:
     """Paths that are new, whose size or modification time changed since they were catalogued, or that were tagged
     before windows and events were kept (a catalog written by soundtag 0.1: its files have no `windows` rows)."""
     known = {row[0]: (row[1], row[2]) for row in conn.execute(
         "SELECT path, size, mtime_ns FROM assets a WHERE status = 'error' "
         "OR EXISTS (SELECT 1 FROM windows w WHERE w.asset_id = a.id)")}
-    return [p for p in paths if known.get(path_text(p)) != _stat(p)]
+    return [p for p in paths if known.get(path_text(p)) != file_stamp(p)]
 
 
 def path_text(path: Path) -> str:
@@ -109,7 +85,8 @@ def path_text(path: Path) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
-def _stat(path: Path) -> tuple[int | None, int | None]:
+def file_stamp(path: Path) -> tuple[int | None, int | None]:
+    """Size and modification time (ns): what tells a changed file from a catalogued one."""
     try:
         st = path.stat()
         return st.st_size, st.st_mtime_ns
@@ -117,149 +94,7 @@ def _stat(path: Path) -> tuple[int | None, int | None]:
         return None, None
 
 
-ENGINES = ("local", "ray")
-STATS = ("peak", "rms_dbfs", "dc_offset", "clipped")
-CLIP_LEVEL = 0.999  # |sample| at or above this counts as full scale (int16 full scale reads as 0.99997)
-
-
-def signal_stats(data: np.ndarray) -> dict:
-    """Level checks on the file as stored `(samples, channels)`: peak, RMS in dBFS, the largest channel mean
-    (DC offset) and the fraction of samples at full scale (clipping)."""
-    flat = data.reshape(-1)
-    rms = float(np.sqrt(np.dot(flat, flat) / max(flat.size, 1)))
-    return {"peak": float(max(flat.max(), -flat.min())), "rms_dbfs": 20 * np.log10(max(rms, 1e-10)),
-            "dc_offset": float(np.abs(data.mean(0, dtype=np.float64)).max()),
-            "clipped": float(np.count_nonzero(np.abs(flat) >= CLIP_LEVEL) / max(flat.size, 1))}
-
-
-def _decode_job(job: tuple[Path, int]) -> tuple[Path, np.ndarray | None, dict]:
-    """Decode and resample one file, and measure its levels; never raises for a bad file. Its size and time are
-    taken before decoding: a file replaced while it is decoded then looks changed to the next run, not done."""
-    path, rate = job
-    size, mtime = _stat(path)
-    try:
-        data, sr = decode(path)
-        wave = prepare(data, sr, rate, path)
-        return path, wave, {"size": size, "mtime_ns": mtime, "sample_rate": sr, "channels": int(data.shape[1]),
-                            "error": None, **signal_stats(data)}
-    except Exception as err:  # whatever goes wrong with one file is that file's, and the run goes on
-        reason = err.reason if isinstance(err, AudioError) else f"cannot be decoded ({type(err).__name__}: {err})"
-        return path, None, {"size": size, "mtime_ns": mtime, "sample_rate": None, "channels": None,
-                            "error": reason} | dict.fromkeys(STATS)
-
-
-def tag_library(roots: Iterable[str | Path], db: str | Path, clf: Classifier, workers: int = 2,
-                batch_files: int = 64, engine: str = "local", address: str | None = None) -> dict:
-    """Tag every new or changed file under `roots` into the catalog `db`; returns counts for this run.
-
-    engine "local": `workers` decoding threads beside batched inference in this process. engine "ray": Ray Data
-    runs decoding and inference in an actor pool of `workers` actors (on the cluster at `address`, else a local
-    Ray); either way this process writes the catalog, a transaction per batch."""
-    if engine not in ENGINES:
-        raise ValueError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
-    keep_freed_memory()
-    conn = connect(db)
-    with conn:  # the taxonomy the tags come from, so that searches can check their labels
-        conn.execute("INSERT OR REPLACE INTO meta VALUES ('classes', ?)", (json.dumps(clf.classes),))
-    found = discover(roots)
-    todo = pending(conn, found)
-    counts = {"found": len(found), "skipped": len(found) - len(todo), "tagged": 0, "failed": 0}
-    began = time.perf_counter()
-    if engine == "local":
-        budget = batch_files * round(clf.config.window * clf.sample_rate)  # as much audio as batch_files windows
-        batches = (_tag_decoded(clf, batch)
-                   for batch in _batches(_decoded(todo, clf.sample_rate, workers), batch_files, budget))
-    else:
-        batches = _ray_batches(todo, clf, workers, batch_files, address)
-    with tqdm(total=len(todo), desc="tagging", unit="file") as bar:
-        for results in batches:
-            with conn:  # one transaction per batch
-                for path, info, result in results:
-                    _write(conn, path, info, result)
-                    counts["failed" if result is None else "tagged"] += 1
-            bar.update(len(results))
-    counts["seconds"] = round(time.perf_counter() - began, 2)
-    conn.close()
-    return counts
-
-
-Tagged = tuple[Path, dict, Analysis | None]
-
-
-def _tag_decoded(clf: Classifier, batch: list[tuple[Path, np.ndarray | None, dict]]) -> list[Tagged]:
-    """Run the model on a batch of decoded files at once; a file that failed to decode gets None."""
-    good = [wave for _, wave, _ in batch if wave is not None]
-    analyses = iter(clf.analyze_batch(good, clf.sample_rate) if good else [])
-    return [(path, info, next(analyses) if wave is not None else None) for path, wave, info in batch]
-
-
-class _RayTagger:
-    """A Ray Data actor: decodes its batch of paths and tags them with its own copy of the model."""
-
-    def __init__(self, bundle: ModelBundle, config: InferenceConfig, ood_stats: dict):
-        torch.set_num_threads(1)  # one actor per CPU
-        self.clf = Classifier(bundle, config, ood_stats=ood_stats, device="cpu")  # the actors ask Ray for CPUs only
-
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[bytes]]:
-        decoded = [_decode_job((Path(p), self.clf.sample_rate)) for p in batch["path"]]
-        return {"result": [pickle.dumps(r) for r in _tag_decoded(self.clf, decoded)]}
-
-
-def _ray_batches(paths: list[Path], clf: Classifier, actors: int, batch_files: int,
-                 address: str | None) -> Iterator[list[Tagged]]:
-    try:
-        import ray
-    except ImportError:
-        raise ImportError("--engine ray needs Ray Data: pip install 'ray[data]'") from None
-    if not paths:
-        return
-    started = not ray.is_initialized()
-    if started:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
-    ray.data.DataContext.get_current().enable_progress_bars = False
-    try:
-        dataset = ray.data.from_items([{"path": str(p)} for p in paths]).map_batches(
-            _RayTagger, batch_size=batch_files, concurrency=actors, num_cpus=1,
-            fn_constructor_kwargs={"bundle": clf.bundle, "config": clf.config, "ood_stats": clf.ood_stats})
-        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
-            yield [pickle.loads(r) for r in batch["result"]]
-    finally:
-        if started:
-            ray.shutdown()
-
-
-def _decoded(paths: list[Path], rate: int, workers: int) -> Iterator[tuple[Path, np.ndarray | None, dict]]:
-    """Decoded files in order. Decoding and resampling release the GIL, so worker threads run beside inference
-    (measured faster than worker processes, which pay for pickling every waveform). Only two files per thread are
-    decoded ahead, so hour-long recordings cannot pile up in memory."""
-    jobs = iter([(p, rate) for p in paths])
-    if workers == 0:
-        yield from map(_decode_job, jobs)
-        return
-    with ThreadPoolExecutor(workers) as pool:
-        waiting = deque(pool.submit(_decode_job, job) for job in islice(jobs, 2 * workers))
-        while waiting:
-            yield waiting.popleft().result()
-            for job in islice(jobs, 1):
-                waiting.append(pool.submit(_decode_job, job))
-
-
-def _batches(decoded: Iterable[tuple[Path, np.ndarray | None, dict]], files: int,
-             samples: int) -> Iterator[list[tuple[Path, np.ndarray | None, dict]]]:
-    """Groups of at most `files` decoded files, closed early once they hold `samples` samples of audio: a batch
-    of long recordings stays as small in memory as one of short clips."""
-    batch, held = [], 0
-    for item in decoded:
-        batch.append(item)
-        held += 0 if item[1] is None else len(item[1])
-        if len(batch) == files or held >= samples:
-            yield batch
-            batch, held = [], 0
-    if batch:
-        yield batch
-
-
-def _write(conn: sqlite3.Connection, path: Path, info: dict, result: Analysis | None) -> None:
+def write_asset(conn: sqlite3.Connection, path: Path, info: dict, result: Analysis | None) -> None:
     """Replace the file's rows (a changed file loses its old tags through the cascade)."""
     conn.execute("DELETE FROM assets WHERE path = ?", (path_text(path),))
     status = "error" if result is None else "silent" if result.silent else "ok"
@@ -309,64 +144,6 @@ def _check_label(conn: sqlite3.Connection, label: str) -> None:
         near = difflib.get_close_matches(label.lower(), classes, n=3, cutoff=0.5)
         hint = f"did you mean {' or '.join(near)}? " if near else ""
         raise CatalogError(f"no sound called {label!r} in this catalog; {hint}Its sounds: {', '.join(classes)}")
-
-
-def similar(db: str | Path, query: np.ndarray, k: int = 10, exclude: str | Path | None = None) -> list[dict]:
-    """The `k` tagged files whose embeddings are nearest `query` by cosine similarity, best first (approximate:
-    an HNSW index that finds 99.8% of the exact neighbours at 100k files, `bench/ann.py`)."""
-    index = embedding_index(db)
-    if index.ntotal == 0:
-        return []
-    import faiss
-
-    faiss.downcast_index(index.index).hnsw.efSearch = max(64, k + 1)
-    scores, ids = index.search(_unit(query[None]), k + 1)  # one spare, in case the query file itself comes back
-    with closing(open_catalog(db)) as conn:
-        paths = dict(conn.execute(f"SELECT id, path FROM assets WHERE id IN ({','.join('?' * ids.shape[1])})",
-                                  [int(i) for i in ids[0]]).fetchall())
-    skip = str(Path(exclude).resolve()) if exclude is not None else None
-    hits = [{"path": paths[i], "score": float(sc)} for i, sc in zip(ids[0], scores[0]) if i in paths]
-    return [h for h in hits if h["path"] != skip][:k]
-
-
-def embedding_index(db: str | Path):  # -> faiss.IndexIDMap2
-    """An HNSW index over the embeddings of tagged (non-silent) files, keyed by asset id. It is saved beside the
-    catalog (`DB.faiss`), rebuilt when the catalog has changed since, and kept in memory for the next query (the
-    app's searches read it once, not per query)."""
-    try:
-        import faiss
-    except ImportError:
-        raise ImportError("similarity search needs faiss: pip install faiss-cpu") from None
-    rows = "FROM embeddings e JOIN assets a ON a.id = e.asset_id WHERE a.status = 'ok'"
-    path, stamp_path = Path(f"{db}.faiss"), Path(f"{db}.faiss.json")
-    with closing(open_catalog(db)) as conn:
-        stamp = list(conn.execute(f"SELECT COUNT(*), TOTAL(a.id), MAX(a.tagged_at) {rows}").fetchone())
-        key = str(Path(db).resolve())
-        if key in _INDEXES and _INDEXES[key][0] == stamp:
-            return _INDEXES[key][1]
-        if path.exists() and stamp_path.exists() and json.loads(stamp_path.read_text()) == stamp:
-            _INDEXES[key] = stamp, faiss.read_index(str(path))
-            return _INDEXES[key][1]
-        found = conn.execute(f"SELECT a.id, e.vector {rows}").fetchall()
-    dim = len(found[0][1]) // 4 if found else 1
-    index = faiss.IndexIDMap2(faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT))
-    faiss.downcast_index(index.index).hnsw.efConstruction = 80
-    if found:
-        vectors = _unit(np.stack([np.frombuffer(v, np.float32) for _, v in found]))
-        index.add_with_ids(vectors, np.array([i for i, _ in found], np.int64))
-    faiss.write_index(index, f"{path}.tmp")  # replaced in one step: a reader never sees half an index
-    Path(f"{path}.tmp").replace(path)
-    stamp_path.write_text(json.dumps(stamp))
-    _INDEXES[key] = stamp, index
-    return index
-
-
-_INDEXES: dict[str, tuple[list, object]] = {}  # catalog path -> (its stamp, its index), see embedding_index
-
-
-def _unit(vectors: np.ndarray) -> np.ndarray:
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
 EXPORT_FORMATS = {".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet"}

@@ -9,13 +9,10 @@ import sys
 from pathlib import Path
 
 from soundtag import __version__
-from soundtag.audio import AudioError
-from soundtag.catalog import ENGINES, CatalogError
-from soundtag.config import PRESETS, ConfigError, make_config
-from soundtag.data import ESC50_URL, DatasetError
+from soundtag.data import ESC50_URL
+from soundtag.errors import AudioError, CatalogError, ConfigError, DatasetError, ModelError, QAError
 from soundtag.inference_config import BACKENDS, PRECISIONS
-from soundtag.model import ModelError
-from soundtag.qa import QAConfig, QAError
+from soundtag.qa import QAConfig
 
 USER_ERRORS = (AudioError, CatalogError, ConfigError, DatasetError, FileNotFoundError, ImportError, ModelError,
                QAError)
@@ -109,8 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run folder for config, checkpoints, logs and reports")
     p.add_argument("--folds", type=_folds, help="test folds to run, e.g. 1,2 (default: all)")
     p.add_argument("--full", action="store_true", help="train one model on all clips instead of cross-validating")
-    p.add_argument("--preset", default="default", choices=list(PRESETS),
-                   help="recipe: default (CPU, ~2 h for 5 folds), long (GPU or overnight), smoke (seconds)")
+    p.add_argument("--preset", default="default",
+                   help="recipe: default (CPU, ~2 h for 5 folds), long (GPU or overnight), smoke (seconds), clean "
+                        "(no recording conditions or mixtures: the ablation) (default: %(default)s)")
     p.add_argument("--config", help="JSON config file, e.g. another run's config.json")
     p.add_argument("--resume", action="store_true", help="continue the run in --out with its saved config")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. train.epochs=50")
@@ -169,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=_positive(int, zero_ok=True), default=2,
                    help="local: decoding threads beside inference, 0 decodes in turn with it; ray: model actors, "
                         "one CPU each (default: %(default)s)")
-    p.add_argument("--engine", choices=ENGINES, default="local",
+    p.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local (this process), or ray (Ray Data; a local Ray unless --address) (default: %(default)s)")
     p.add_argument("--address", help="a running Ray cluster for --engine ray, e.g. ray://head:10001 or auto")
     _inference_args(p)
@@ -284,6 +282,7 @@ def cmd_download(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    from soundtag.config import make_config
     from soundtag.evaluate import evaluate_run
     from soundtag.train import run
 
@@ -376,7 +375,8 @@ def cmd_onnx(args: argparse.Namespace) -> int:
 
 
 def cmd_tag(args: argparse.Namespace) -> int:
-    from soundtag.catalog import tag_library
+    from soundtag.ingest import tag_library
+    from soundtag.memory import keep_freed_memory
 
     missing = [r for r in args.roots if not Path(r).exists()]
     if missing:  # an unmounted share must not look like an empty library
@@ -386,6 +386,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
         raise ConfigError("--address is for --engine ray")
     if args.engine == "ray" and args.workers == 0:
         raise ConfigError("--engine ray needs --workers 1 or more (model actors)")
+    keep_freed_memory()
     counts = tag_library(args.roots, args.db, clf, workers=args.workers, engine=args.engine, address=args.address)
     print(f"{counts['found']} files: {counts['tagged']} tagged, {counts['failed']} unreadable, {counts['skipped']} "
           f"unchanged since the last run; {counts['seconds']:.1f} s")
@@ -413,7 +414,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_similar(args: argparse.Namespace) -> int:
-    from soundtag.catalog import similar
+    from soundtag.index import similar
     from soundtag.infer import Classifier
 
     result = Classifier.load(args.model).analyze(args.file)
@@ -429,8 +430,8 @@ def cmd_similar(args: argparse.Namespace) -> int:
 def cmd_qa(args: argparse.Namespace) -> int:
     import tempfile
 
-    from soundtag.catalog import tag_library
     from soundtag.infer import Classifier
+    from soundtag.ingest import tag_library
     from soundtag.qa import CHECKS, check_catalog, read_rules, write_csv
 
     if not args.roots and not args.db:
@@ -462,23 +463,11 @@ def cmd_qa(args: argparse.Namespace) -> int:
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    import numpy as np
+    from soundtag.calibrate import calibrate_model
 
-    from soundtag.model import load_model, set_inference
-    from soundtag.qa import calibrate, out_of_fold
-
-    if not 0 < args.quantile < 100:
-        raise ConfigError(f"--quantile must be between 0 and 100, got {args.quantile}")
-    load_model(args.model)  # a wrong folder fails now, not after the cross-validation models have run
-    summary = Path(args.cv) / "summary.json"
-    decision = json.loads(summary.read_text()).get("threshold") if summary.is_file() else None
-    if decision is None:
-        raise ConfigError(f"{summary}: no out-of-fold decision threshold; run `soundtag evaluate {args.cv}` first")
-    held_out = np.concatenate([d for _, _, d in out_of_fold(args.data, args.cv)])
-    threshold = calibrate(args.data, args.model, held_out, args.quantile)
-    set_inference(args.model, threshold=decision)
-    print(f"{args.model}: a sound is present from score {decision:.2f}; unfamiliar above distance {threshold:.2f} "
-          f"({100 - args.quantile:g}% of the {len(held_out)} held-out clips)")
+    done = calibrate_model(args.data, args.cv, args.model, args.quantile)
+    print(f"{args.model}: a sound is present from score {done['threshold']:.2f}; unfamiliar above distance "
+          f"{done['ood_threshold']:.2f} ({100 - args.quantile:g}% of the {done['held_out']} held-out clips)")
     return 0
 
 

@@ -1,37 +1,26 @@
-"""Datasets (ESC-50, a folder per class, or a CSV), the official archive download, and the log-mel cache."""
+"""Datasets (ESC-50, a folder per class, or a CSV) and the official ESC-50 archive, fetched and verified. No torch:
+the log-mel cache of a dataset is `soundtag.feature_cache`."""
 
 from __future__ import annotations
 
 import csv
 import hashlib
-import json
-import multiprocessing
-import os
 import shutil
 import urllib.request
 import zipfile
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 
-from soundtag.audio import AudioConfig, AudioError, load_clip
-from soundtag.features import FrontendConfig, LogMel
-from soundtag.rooms import reverberate, room_impulse
+from soundtag.errors import DatasetError
 
 ESC50_URL = "https://github.com/karoldvl/ESC-50/archive/master.zip"
 ESC50_META_MD5 = "54a0d0055a10bb7df84ad340a148722e"
 ESC50_COLUMNS = ("filename", "fold", "target", "category", "esc10", "src_file", "take")
-ROOM_SEED = 2_024  # the synthetic rooms of the reverberant cache
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".opus", ".mp3", ".m4a", ".aac", ".webm", ".aiff", ".aif"}
-
-
-class DatasetError(ValueError):
-    """A dataset folder or file list that is missing, incomplete or inconsistent; the message says what."""
 
 
 @dataclass
@@ -210,79 +199,3 @@ def _unpack_esc50(archive: Path, root: Path) -> None:
             target.parent.mkdir(parents=True, exist_ok=True)
             with zf.open(member) as src, target.open("wb") as out:
                 shutil.copyfileobj(src, out)
-
-
-def cache_key(dataset: Dataset, audio: AudioConfig, frontend: FrontendConfig, rooms: int = 0) -> str:
-    """Hash of the configs and every file's name, size and mtime: any change gives a new key."""
-    h = hashlib.sha256(json.dumps(["mel power", asdict(audio), asdict(frontend), rooms, ROOM_SEED],
-                                  sort_keys=True).encode())
-    for p in dataset.paths:
-        st = p.stat()
-        h.update(f"{p.name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
-    return h.hexdigest()[:16]
-
-
-def build_features(dataset: Dataset, audio: AudioConfig, frontend: FrontendConfig,
-                   cache_dir: str | Path | None = None, workers: int | None = None, rooms: int = 0) -> np.ndarray:
-    """Mel power `(clips, n_mels, frames)` for the whole dataset (before the log, so that training can mix clips
-    and apply recording conditions where sounds add; `LogMel.compress` gives the log-mels), cached as .npy.
-
-    With `rooms` > 0: instead, every clip heard in that many synthetic rooms (`soundtag.rooms`; a room of its own
-    for each clip and copy, seeded by both), `(rooms, clips, n_mels, frames)`: reverberation is a convolution of
-    the waveform, which mel power cannot stand in for, so training draws it from here."""
-    if audio.sample_rate != frontend.sample_rate:
-        raise ValueError(f"audio rate {audio.sample_rate} Hz differs from frontend rate {frontend.sample_rate} Hz")
-    cache = None
-    if cache_dir is not None:
-        cache = Path(cache_dir) / f"features-{cache_key(dataset, audio, frontend, rooms)}.npy"
-        if cache.exists():
-            return np.load(cache)
-    feats = _compute_features(dataset.paths, audio, frontend, workers or min(4, os.cpu_count() or 1), rooms)
-    if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f"{cache.stem}.{os.getpid()}.tmp.npy")  # torchrun ranks may build at once
-        np.save(tmp, feats)
-        tmp.replace(cache)
-    return feats
-
-
-def _compute_features(paths: list[Path], audio: AudioConfig, frontend: FrontendConfig, workers: int,
-                      rooms: int) -> np.ndarray:
-    jobs = [(paths[i:i + 32], i, audio, frontend, rooms) for i in range(0, len(paths), 32)]
-    results = []
-    desc = f"mel power in {rooms} rooms" if rooms else "mel power"
-    with tqdm(total=len(paths), desc=desc, unit="clip") as bar:
-        if workers > 1:
-            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                     initializer=torch.set_num_threads, initargs=(1,)) as pool:
-                for result in pool.map(_chunk_features, jobs):
-                    results.append(result)
-                    bar.update(len(result[0]))
-        else:
-            for job in jobs:
-                results.append(_chunk_features(job))
-                bar.update(len(job[0]))
-    errors = [e for _, errs in results for e in errs]
-    if errors:
-        raise DatasetError(f"{len(errors)} clips could not be read:\n  " + "\n  ".join(errors[:20]))
-    feats = np.concatenate([f for f, _ in results])  # (clips, rooms, n_mels, frames) with rooms
-    return np.ascontiguousarray(feats.swapaxes(0, 1)) if rooms else feats
-
-
-def _chunk_features(job: tuple[list[Path], int, AudioConfig, FrontendConfig, int]) -> tuple[np.ndarray, list[str]]:
-    """Worker: decode a chunk of files (the first is clip `first` of the dataset) and run the frontend on them as
-    one batch, or on each heard in `rooms` rooms."""
-    paths, first, audio, frontend, rooms = job
-    waves, errors = [], []
-    for p in paths:
-        try:
-            waves.append(load_clip(p, audio))
-        except AudioError as err:
-            errors.append(str(err))
-            waves.append(np.zeros(audio.num_samples, np.float32))
-    if rooms:
-        waves = [reverberate(w, room_impulse(np.random.default_rng([ROOM_SEED, first + i, r]), audio.sample_rate))
-                 for i, w in enumerate(waves) for r in range(rooms)]
-    with torch.inference_mode():
-        feats = LogMel(frontend).power_mel(torch.from_numpy(np.stack(waves))).numpy()
-    return (feats.reshape(len(paths), rooms, *feats.shape[1:]) if rooms else feats), errors

@@ -14,7 +14,8 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precisio
 from soundtag import thresholds
 from soundtag.augment import mix_at
 from soundtag.config import from_dict
-from soundtag.data import build_features, load_dataset
+from soundtag.data import load_dataset
+from soundtag.feature_cache import build_features
 from soundtag.features import LogMel
 from soundtag.model import SoundCNN, load_model, predict_logits
 

@@ -10,7 +10,6 @@ amplify hiss into a sound).
 
 from __future__ import annotations
 
-import ctypes
 import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from soundtag.audio import AudioError, fix_length, load
 from soundtag.errors import ConfigError
@@ -213,47 +212,6 @@ class Classifier:
     def _top(self, probs: np.ndarray, k: int) -> list[dict]:
         best = np.argsort(probs)[::-1][:k]
         return [{"label": self.classes[i], "score": float(probs[i])} for i in best]
-
-
-def fit_ood(embeddings: np.ndarray, threshold: float, folder: str | Path | None = None) -> dict[str, np.ndarray]:
-    """Mean and (ridge-regularised) precision of training embeddings `(n, channels)`, and the distance above which
-    audio counts as unfamiliar; written to `folder/ood.safetensors` when a folder is given."""
-    embeddings = embeddings.astype(np.float64)
-    cov = np.cov(embeddings, rowvar=False)
-    cov += 1e-3 * np.trace(cov) / len(cov) * np.eye(len(cov))
-    stats = {"mean": embeddings.mean(0), "precision": np.linalg.inv(cov), "threshold": np.array(threshold)}
-    if folder is not None:
-        save_file({k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in stats.items()}, Path(folder) / OOD_FILE)
-    return stats
-
-
-def _libc() -> ctypes.CDLL | None:
-    try:
-        return ctypes.CDLL("libc.so.6")
-    except OSError:
-        return None  # not glibc: these allocator settings do not apply
-
-
-def keep_freed_memory() -> None:
-    """For batch jobs: have glibc serve waveform-sized arrays from its heap and keep freed memory for the next
-    file, instead of mapping, zero-filling and unmapping fresh pages for each: kernel time that bought nothing."""
-    if libc := _libc():
-        libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD: glibc's largest (32 MiB)
-        libc.mallopt(-1, 1 << 30)  # M_TRIM_THRESHOLD: give memory back only above 1 GiB free
-
-
-def limit_arenas(arenas: int = 2) -> None:
-    """For servers: cap glibc's per-thread memory arenas, each of which would otherwise keep its own high-water
-    mark of freed native memory (torch, matplotlib) as a thread pool rotates requests over its threads."""
-    if libc := _libc():
-        libc.mallopt(-8, arenas)  # M_ARENA_MAX
-
-
-def release_freed_memory() -> None:
-    """For servers: hand freed native memory back to the system (glibc malloc_trim), so resident memory follows
-    the work in flight instead of its past peaks."""
-    if libc := _libc():
-        libc.malloc_trim(0)
 
 
 def _dbfs(windows: list[np.ndarray]) -> np.ndarray:

@@ -14,6 +14,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from soundtag.audio import AudioConfig
+from soundtag.errors import ModelError
 from soundtag.features import FrontendConfig, LogMel
 from soundtag.inference_config import InferenceConfig, override
 
@@ -193,10 +194,6 @@ def clip_inference(audio: AudioConfig, output: str, threshold: float = 0.5) -> I
     scores from the best window (multi-label) or the mean over windows (single-label: its scores compete)."""
     return InferenceConfig(window=audio.duration, hop=audio.duration / 2, threshold=threshold,
                            aggregate="max" if output == "sigmoid" else "mean")
-
-
-class ModelError(ValueError):
-    """A model folder whose files are unreadable or do not agree with each other; the message says which."""
 
 
 def load_model(directory: str | Path) -> ModelBundle:

@@ -19,22 +19,14 @@ from __future__ import annotations
 import csv
 import fnmatch
 import sqlite3
-from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from soundtag.catalog import open_catalog
-from soundtag.data import load_dataset
-from soundtag.infer import Classifier, fit_ood
+from soundtag.errors import QAError
 
 CHECKS = ("unreadable", "unexpected", "unsure", "unfamiliar", "silent", "clipped", "dc_offset")
-
-
-class QAError(ValueError):
-    """A rules file that cannot be read; the message names the file and line."""
 
 
 @dataclass(frozen=True)
@@ -147,37 +139,6 @@ def _level_flags(asset: sqlite3.Row, config: QAConfig) -> list[Flag]:
     if measured and asset["dc_offset"] > config.max_dc_offset:
         flags.append(Flag(path, "dc_offset", f"channel mean {asset['dc_offset']:.3f} of full scale"))
     return flags
-
-
-def embeddings(clf: Classifier, paths: list[Path], batch: int = 64) -> np.ndarray:
-    """The model's embeddings of the files that are not silent `(files, channels)`, a batch of files at a time."""
-    return np.stack([a.embedding for i in range(0, len(paths), batch)
-                     for a in clf.analyze_batch(paths[i:i + batch], top_k=1) if not a.silent])
-
-
-def out_of_fold(data: str | Path, cv: str | Path) -> Iterator[tuple[int, Classifier, np.ndarray]]:
-    """For each fold model `cv/fold{k}` (those trained so far): k, the model with OOD statistics fitted on its
-    training folds, and the distances of its held-out fold's files: what it would say of new audio of known
-    classes."""
-    dataset = load_dataset(data)
-    trained = [k for k in sorted(set(dataset.folds.tolist())) if (Path(cv) / f"fold{k}" / "model.json").is_file()]
-    if not trained:
-        raise FileNotFoundError(f"{cv}: no fold models (fold*/model.json); is it a cross-validation run?")
-    for k in trained:
-        train, test = dataset.split(k)
-        clf = Classifier.load(Path(cv) / f"fold{k}")
-        clf.ood_stats = fit_ood(embeddings(clf, [dataset.paths[i] for i in train]), threshold=np.inf)
-        yield k, clf, clf.ood(embeddings(clf, [dataset.paths[i] for i in test]))
-
-
-def calibrate(data: str | Path, model: str | Path, held_out: np.ndarray, quantile: float = 95.0) -> float:
-    """Give `model` (trained on all of `data`) its unfamiliar-audio statistics, fitted on every clip, and a
-    threshold: the `quantile` of `held_out`, the out-of-fold distances of a cross-validation on the same data
-    (`out_of_fold`), so that about 100 - quantile % of new in-distribution files get flagged. Writes
-    `model/ood.safetensors` and returns the threshold."""
-    threshold = float(np.percentile(held_out, quantile))
-    fit_ood(embeddings(Classifier.load(model), load_dataset(data).paths), threshold, folder=model)
-    return threshold
 
 
 def write_csv(flags: list[Flag], out: str | Path) -> None:

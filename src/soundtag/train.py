@@ -25,7 +25,8 @@ from tqdm import tqdm
 
 from soundtag.augment import Augmenter
 from soundtag.config import ConfigError, RunConfig
-from soundtag.data import Dataset, build_features, load_dataset
+from soundtag.data import Dataset, load_dataset
+from soundtag.feature_cache import build_features
 from soundtag.features import LogMel
 from soundtag.model import ModelBundle, SoundCNN, clip_inference, predict_logits, save_model
 

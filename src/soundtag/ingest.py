@@ -1,0 +1,179 @@
+"""Tagging a library into the catalog: find the audio files under folders (or in lists), decode them in threads
+beside batched inference (or in Ray Data actors), and write each batch in one transaction. A file that cannot be
+read is recorded with its reason and the run goes on."""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from soundtag.audio import decode, prepare
+from soundtag.catalog import STATS, connect, file_stamp, pending, write_asset
+from soundtag.data import AUDIO_SUFFIXES
+from soundtag.errors import AudioError, ConfigError
+from soundtag.infer import Analysis, Classifier
+from soundtag.inference_config import InferenceConfig
+from soundtag.model import ModelBundle
+
+ENGINES = ("local", "ray")
+CLIP_LEVEL = 0.999  # |sample| at or above this counts as full scale (int16 full scale reads as 0.99997)
+
+
+def discover(roots: Iterable[str | Path]) -> list[Path]:
+    """Audio files under folders, audio files named directly, and paths listed in .txt/.lst files (one a line)."""
+    found = []
+    for root in map(Path, roots):
+        if root.is_dir():
+            found += [p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES]
+        elif root.suffix.lower() in (".txt", ".lst"):
+            found += [Path(line.strip()) for line in root.read_text().splitlines() if line.strip()]
+        else:
+            found.append(root)  # a missing or unreadable file is recorded with its reason
+    return sorted({p.resolve() for p in found})
+
+
+def signal_stats(data: np.ndarray) -> dict:
+    """Level checks on the file as stored `(samples, channels)`: peak, RMS in dBFS, the largest channel mean
+    (DC offset) and the fraction of samples at full scale (clipping)."""
+    flat = data.reshape(-1)
+    rms = float(np.sqrt(np.dot(flat, flat) / max(flat.size, 1)))
+    return {"peak": float(max(flat.max(), -flat.min())), "rms_dbfs": 20 * np.log10(max(rms, 1e-10)),
+            "dc_offset": float(np.abs(data.mean(0, dtype=np.float64)).max()),
+            "clipped": float(np.count_nonzero(np.abs(flat) >= CLIP_LEVEL) / max(flat.size, 1))}
+
+
+def _decode_job(job: tuple[Path, int]) -> tuple[Path, np.ndarray | None, dict]:
+    """Decode and resample one file, and measure its levels; never raises for a bad file. Its size and time are
+    taken before decoding: a file replaced while it is decoded then looks changed to the next run, not done."""
+    path, rate = job
+    size, mtime = file_stamp(path)
+    try:
+        data, sr = decode(path)
+        wave = prepare(data, sr, rate, path)
+        return path, wave, {"size": size, "mtime_ns": mtime, "sample_rate": sr, "channels": int(data.shape[1]),
+                            "error": None, **signal_stats(data)}
+    except Exception as err:  # whatever goes wrong with one file is that file's, and the run goes on
+        reason = err.reason if isinstance(err, AudioError) else f"cannot be decoded ({type(err).__name__}: {err})"
+        return path, None, {"size": size, "mtime_ns": mtime, "sample_rate": None, "channels": None,
+                            "error": reason} | dict.fromkeys(STATS)
+
+
+def tag_library(roots: Iterable[str | Path], db: str | Path, clf: Classifier, workers: int = 2,
+                batch_files: int = 64, engine: str = "local", address: str | None = None) -> dict:
+    """Tag every new or changed file under `roots` into the catalog `db`; returns counts for this run.
+
+    engine "local": `workers` decoding threads beside batched inference in this process. engine "ray": Ray Data
+    runs decoding and inference in an actor pool of `workers` actors (on the cluster at `address`, else a local
+    Ray); either way this process writes the catalog, a transaction per batch."""
+    if engine not in ENGINES:
+        raise ConfigError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
+    conn = connect(db)
+    with conn:  # the taxonomy the tags come from, so that searches can check their labels
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('classes', ?)", (json.dumps(clf.classes),))
+    found = discover(roots)
+    todo = pending(conn, found)
+    counts = {"found": len(found), "skipped": len(found) - len(todo), "tagged": 0, "failed": 0}
+    began = time.perf_counter()
+    if engine == "local":
+        budget = batch_files * round(clf.config.window * clf.sample_rate)  # as much audio as batch_files windows
+        batches = (_tag_decoded(clf, batch)
+                   for batch in _batches(_decoded(todo, clf.sample_rate, workers), batch_files, budget))
+    else:
+        batches = _ray_batches(todo, clf, workers, batch_files, address)
+    with tqdm(total=len(todo), desc="tagging", unit="file") as bar:
+        for results in batches:
+            with conn:  # one transaction per batch
+                for path, info, result in results:
+                    write_asset(conn, path, info, result)
+                    counts["failed" if result is None else "tagged"] += 1
+            bar.update(len(results))
+    counts["seconds"] = round(time.perf_counter() - began, 2)
+    conn.close()
+    return counts
+
+
+Tagged = tuple[Path, dict, Analysis | None]
+
+
+def _tag_decoded(clf: Classifier, batch: list[tuple[Path, np.ndarray | None, dict]]) -> list[Tagged]:
+    """Run the model on a batch of decoded files at once; a file that failed to decode gets None."""
+    good = [wave for _, wave, _ in batch if wave is not None]
+    analyses = iter(clf.analyze_batch(good, clf.sample_rate) if good else [])
+    return [(path, info, next(analyses) if wave is not None else None) for path, wave, info in batch]
+
+
+class _RayTagger:
+    """A Ray Data actor: decodes its batch of paths and tags them with its own copy of the model."""
+
+    def __init__(self, bundle: ModelBundle, config: InferenceConfig, ood_stats: dict):
+        torch.set_num_threads(1)  # one actor per CPU
+        self.clf = Classifier(bundle, config, ood_stats=ood_stats, device="cpu")  # the actors ask Ray for CPUs only
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, list[bytes]]:
+        decoded = [_decode_job((Path(p), self.clf.sample_rate)) for p in batch["path"]]
+        return {"result": [pickle.dumps(r) for r in _tag_decoded(self.clf, decoded)]}
+
+
+def _ray_batches(paths: list[Path], clf: Classifier, actors: int, batch_files: int,
+                 address: str | None) -> Iterator[list[Tagged]]:
+    try:
+        import ray
+    except ImportError:
+        raise ImportError("--engine ray needs Ray Data: pip install 'ray[data]'") from None
+    if not paths:
+        return
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    try:
+        dataset = ray.data.from_items([{"path": str(p)} for p in paths]).map_batches(
+            _RayTagger, batch_size=batch_files, concurrency=actors, num_cpus=1,
+            fn_constructor_kwargs={"bundle": clf.bundle, "config": clf.config, "ood_stats": clf.ood_stats})
+        for batch in dataset.iter_batches(batch_size=None, batch_format="numpy"):
+            yield [pickle.loads(r) for r in batch["result"]]
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def _decoded(paths: list[Path], rate: int, workers: int) -> Iterator[tuple[Path, np.ndarray | None, dict]]:
+    """Decoded files in order. Decoding and resampling release the GIL, so worker threads run beside inference
+    (measured faster than worker processes, which pay for pickling every waveform). Only two files per thread are
+    decoded ahead, so hour-long recordings cannot pile up in memory."""
+    jobs = iter([(p, rate) for p in paths])
+    if workers == 0:
+        yield from map(_decode_job, jobs)
+        return
+    with ThreadPoolExecutor(workers) as pool:
+        waiting = deque(pool.submit(_decode_job, job) for job in islice(jobs, 2 * workers))
+        while waiting:
+            yield waiting.popleft().result()
+            for job in islice(jobs, 1):
+                waiting.append(pool.submit(_decode_job, job))
+
+
+def _batches(decoded: Iterable[tuple[Path, np.ndarray | None, dict]], files: int,
+             samples: int) -> Iterator[list[tuple[Path, np.ndarray | None, dict]]]:
+    """Groups of at most `files` decoded files, closed early once they hold `samples` samples of audio: a batch
+    of long recordings stays as small in memory as one of short clips."""
+    batch, held = [], 0
+    for item in decoded:
+        batch.append(item)
+        held += 0 if item[1] is None else len(item[1])
+        if len(batch) == files or held >= samples:
+            yield batch
+            batch, held = [], 0
+    if batch:
+        yield batch
