@@ -52,6 +52,33 @@ def test_containers_through_ffmpeg(tmp_path: Path, suffix: str, codec: str) -> N
     assert dominant_hz(wave, CFG.sample_rate) == pytest.approx(440.0, abs=3.0)
 
 
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
+@pytest.mark.parametrize(("name", "text"), [
+    ("playlist.m3u8", "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n{secret}\n#EXT-X-ENDLIST\n"),
+    ("list.ffconcat", "ffconcat version 1.0\nfile '{secret.name}'\n"),
+])
+def test_the_decoder_reads_only_the_file_it_was_given(tmp_path: Path, name: str, text: str) -> None:
+    """An upload that names another file (a playlist, a concat script, a protocol prefix) must not decode it."""
+    secret = tmp_path / "secret.aac"  # a file on the server that an upload must not be able to read
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=6", "-c:a", "aac",
+                    str(secret)], check=True)
+    assert len(load(secret)) > 5 * CFG.sample_rate  # readable when named directly (unrestricted ffmpeg decodes
+    path = tmp_path / name  # it through either of these files too)
+    path.write_text(text.format(secret=secret))
+    with pytest.raises(AudioError, match="not audio"):
+        load(path)
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed")
+def test_ffmpeg_output_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "long.m4a"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono", "-t", "60", "-c:a", "aac",
+                    str(path)], check=True)
+    monkeypatch.setattr(audio, "MAX_DECODED_BYTES", 8000 * 4 * 10)  # 10 s of mono float samples
+    with pytest.raises(AudioError, match="decodes to more than"):
+        load(path)
+
+
 def test_stereo_is_averaged(tmp_path: Path) -> None:
     left = tone(440.0, 16000, 1.0)
     path = tmp_path / "stereo.wav"

@@ -5,6 +5,7 @@ Every problem with a user's input is raised as `AudioError`, whose message names
 
 from __future__ import annotations
 
+import io
 import re
 import shutil
 import subprocess
@@ -89,23 +90,38 @@ def _wav_is_truncated(info: sf._SoundFileInfo) -> bool:
     return match is not None and int(match[2]) < int(match[1]) != STREAMED_SIZE
 
 
+# Containers ffmpeg may open for soundtag: audio and audio-in-video formats. Playlists and scripts (hls, concat,
+# ffconcat, ...) are not among them: their entries name other files or URLs, which must never be read for an upload.
+FFMPEG_DEMUXERS = ("mov,matroska,webm,aac,ac3,eac3,dts,mp3,ogg,wav,w64,flac,asf,aiff,caf,amr,amrnb,amrwb,ape,au,"
+                   "avi,flv,mpeg,mpegts,tta,wv,voc,sox,mlp,truehd,rm,oma")
+
+
 def _decode_with_ffmpeg(path: Path) -> tuple[np.ndarray, int]:
-    """Decode a container soundfile does not know through ffmpeg into a temporary float WAV."""
+    """Decode a container soundfile does not know through ffmpeg, read back as a streamed float WAV on a pipe (no
+    temporary file to fill a disk or pass 4 GiB). ffmpeg may open only `path` itself, as a file (no URL or protocol
+    prefix), with the demuxers of FFMPEG_DEMUXERS; at most MAX_DECODED_BYTES of samples are taken."""
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
         raise AudioError(path, "not a format soundfile reads (WAV, FLAC, OGG, Opus, MP3); "
                                "install ffmpeg to read other containers such as M4A or WebM")
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "decoded.wav"
-        cmd = [ffmpeg, "-nostdin", "-v", "error", "-i", str(path), "-vn", "-c:a", "pcm_f32le", str(out)]
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-        if proc.returncode != 0 or not out.exists():
-            detail = (proc.stderr.strip().splitlines() or ["unknown error"])[-1].replace(f"{path}: ", "")
-            raise AudioError(path, f"not audio, or a container ffmpeg cannot decode ({detail})")
-        try:
-            return sf.read(out, dtype="float32", always_2d=True)
-        except sf.LibsndfileError as err:
-            raise AudioError(path, f"ffmpeg found no audio stream ({err.error_string})") from None
+    cmd = [ffmpeg, "-nostdin", "-v", "error", "-protocol_whitelist", "file", "-format_whitelist", FFMPEG_DEMUXERS,
+           "-i", f"file:{path.resolve()}", "-vn", "-c:a", "pcm_f32le", "-f", "wav", "pipe:1"]
+    with tempfile.TemporaryFile() as errors, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors) as proc:
+        data = proc.stdout.read(MAX_DECODED_BYTES + 1)
+        if len(data) > MAX_DECODED_BYTES:
+            proc.kill()
+            raise AudioError(path, f"decodes to more than the {MAX_DECODED_BYTES >> 30} GiB of samples soundtag "
+                                   "decodes at once; split it first")
+        proc.wait()
+        errors.seek(0)
+        message = errors.read().decode(errors="replace").strip()
+    if proc.returncode != 0 or not data:
+        detail = (message.splitlines() or ["unknown error"])[-1].replace(f"file:{path.resolve()}: ", "")
+        raise AudioError(path, f"not audio, or a container ffmpeg cannot decode ({detail})")
+    try:
+        return sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
+    except sf.LibsndfileError as err:
+        raise AudioError(path, f"ffmpeg found no audio stream ({err.error_string})") from None
 
 
 def to_float(data: np.ndarray, source: object = "array") -> np.ndarray:
