@@ -1,3 +1,4 @@
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -76,6 +77,15 @@ def test_ffmpeg_output_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
                     str(path)], check=True)
     monkeypatch.setattr(audio, "MAX_DECODED_BYTES", 8000 * 4 * 10)  # 10 s of mono float samples
     with pytest.raises(AudioError, match="decodes to more than"):
+        load(path)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads a chmod-000 file anyway")
+def test_an_unreadable_file_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "locked.wav"
+    sf.write(path, tone(440.0, 16000, 1.0), 16000)
+    path.chmod(0)
+    with pytest.raises(AudioError, match="permission denied"):
         load(path)
 
 

@@ -58,19 +58,23 @@ def decode(path: str | Path) -> tuple[np.ndarray, int]:
     if path.stat().st_size == 0:
         raise AudioError(path, "file is empty (0 bytes)")
     try:
-        info = sf.info(path)
-        if _wav_is_truncated(info):
-            raise AudioError(path, "truncated: the WAV header promises more samples than the file holds")
-        if info.frames * info.channels * 4 > MAX_DECODED_BYTES:  # checked from the header, before decoding
-            hours = info.frames / max(info.samplerate, 1) / 3600
-            raise AudioError(path, f"its header claims {info.frames:,} frames x {info.channels} channels "
-                                   f"({hours:,.1f} h at {info.samplerate} Hz), more than the "
-                                   f"{MAX_DECODED_BYTES >> 30} GiB soundtag decodes at once; split it first")
-        if info.subtype == "PCM_16":  # read as stored and scale here: the same floats, faster than libsndfile's
-            data, sr = sf.read(path, dtype="int16", always_2d=True)
-            data = data.astype(np.float32) * np.float32(1 / 32768)
-        else:
-            data, sr = sf.read(path, dtype="float32", always_2d=True)
+        with path.open("rb") as file:  # libsndfile gets the open file: any name works, UTF-8 or not
+            info = sf.info(file)
+            if _wav_is_truncated(info):
+                raise AudioError(path, "truncated: the WAV header promises more samples than the file holds")
+            if info.frames * info.channels * 4 > MAX_DECODED_BYTES:  # checked from the header, before decoding
+                hours = info.frames / max(info.samplerate, 1) / 3600
+                raise AudioError(path, f"its header claims {info.frames:,} frames x {info.channels} channels "
+                                       f"({hours:,.1f} h at {info.samplerate} Hz), more than the "
+                                       f"{MAX_DECODED_BYTES >> 30} GiB soundtag decodes at once; split it first")
+            file.seek(0)
+            if info.subtype == "PCM_16":  # read as stored and scale here: the same floats, faster than libsndfile's
+                data, sr = sf.read(file, dtype="int16", always_2d=True)
+                data = data.astype(np.float32) * np.float32(1 / 32768)
+            else:
+                data, sr = sf.read(file, dtype="float32", always_2d=True)
+    except PermissionError:
+        raise AudioError(path, "cannot be read: permission denied") from None
     except sf.LibsndfileError as err:
         if "format not recognised" not in str(err.error_string).lower():
             raise AudioError(path, f"truncated or corrupt audio ({err.error_string.strip()})") from None
