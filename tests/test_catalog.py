@@ -357,3 +357,27 @@ def test_an_unexpected_decoder_failure_is_that_files_only(clf: Classifier, tmp_p
     with sqlite3.connect(tmp_path / "cat.db") as conn:
         (error,) = conn.execute("SELECT error FROM assets WHERE path LIKE '%noise.ogg'").fetchone()
     assert error == "cannot be decoded (MemoryError: Unable to allocate 18.0 TiB)"
+
+
+def test_links_are_catalogued_where_found_and_loops_reported(clf: Classifier, tmp_path: Path,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    lib, elsewhere = tmp_path / "lib", tmp_path / "elsewhere"
+    lib.mkdir()
+    elsewhere.mkdir()
+    sf.write(elsewhere / "take.wav", tone(440.0, 16000, 1.0), 16000)
+    (lib / "linked.wav").symlink_to(elsewhere / "take.wav")
+    (lib / "dangling.wav").symlink_to(tmp_path / "gone.wav")
+    (lib / "loop").symlink_to(lib)  # a folder that contains itself
+    db = tmp_path / "cat.db"
+    counts = tag_library([lib], db, clf, workers=0)
+    assert counts["tagged"] == counts["failed"] == 1
+    with sqlite3.connect(db) as conn:
+        rows = dict(conn.execute("SELECT path, COALESCE(error, status) FROM assets").fetchall())
+    assert rows == {str(lib / "linked.wav"): "ok", str(lib / "dangling.wav"): "file not found"}
+    assert "walked already" in caplog.text
+
+
+def test_a_list_file_in_another_encoding_keeps_its_names(tmp_path: Path) -> None:
+    listing = tmp_path / "files.txt"
+    listing.write_bytes(b"/share/caf\xe9.wav\n/share/ok.wav\n")  # Latin-1, from an old share
+    assert [os.fsencode(p) for p in ingest.discover([listing])] == [b"/share/caf\xe9.wav", b"/share/ok.wav"]

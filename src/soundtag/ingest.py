@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import pickle
 import time
 from collections import deque
@@ -26,21 +27,44 @@ from soundtag.infer import Analysis, Classifier
 from soundtag.inference_config import InferenceConfig
 from soundtag.model import ModelBundle
 
+log = logging.getLogger("soundtag")
 ENGINES = ("local", "ray")
 CLIP_LEVEL = 0.999  # |sample| at or above this counts as full scale (int16 full scale reads as 0.99997)
 
 
 def discover(roots: Iterable[str | Path]) -> list[Path]:
-    """Audio files under folders, audio files named directly, and paths listed in .txt/.lst files (one a line)."""
+    """Audio files under folders, audio files named directly, and paths listed in .txt/.lst files (one a line; names
+    that are not UTF-8 keep their bytes). Paths are kept as found, links not resolved, so a link is catalogued under
+    its own name. Folders that cannot be read and links back into walked folders are reported on the log; a missing
+    or unreadable file is recorded in the catalog with its reason."""
     found = []
     for root in map(Path, roots):
         if root.is_dir():
-            found += [p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES]
+            found += _walk(root)
         elif root.suffix.lower() in (".txt", ".lst"):
-            found += [Path(line.strip()) for line in root.read_text().splitlines() if line.strip()]
+            text = root.read_bytes().decode("utf-8", "surrogateescape")
+            found += [Path(line.strip()) for line in text.splitlines() if line.strip()]
         else:
-            found.append(root)  # a missing or unreadable file is recorded with its reason
-    return sorted({p.resolve() for p in found})
+            found.append(root)
+    return sorted({Path(os.path.abspath(p)) for p in found})
+
+
+def _walk(root: Path) -> list[Path]:
+    """Audio files under `root`, following links to folders but walking each real folder once (no loops)."""
+    files, walked = [], set()
+
+    def unreadable(err: OSError) -> None:
+        log.warning("%s: cannot read this folder (%s); its files are not catalogued", err.filename, err.strerror)
+
+    for folder, folders, names in os.walk(root, followlinks=True, onerror=unreadable):
+        real = os.path.realpath(folder)
+        if real in walked:
+            log.warning("%s: a link to %s, which is walked already; skipped", folder, real)
+            folders[:] = []
+            continue
+        walked.add(real)
+        files += [Path(folder, name) for name in names if Path(name).suffix.lower() in AUDIO_SUFFIXES]
+    return files
 
 
 def signal_stats(data: np.ndarray) -> dict:

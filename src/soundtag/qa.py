@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import fnmatch
+import os
 import sqlite3
 from contextlib import closing
 from dataclasses import dataclass
@@ -86,7 +87,7 @@ def check_catalog(db: str | Path, config: QAConfig = QAConfig(),
         windows = _by_asset(conn, "SELECT * FROM windows WHERE ood IS NOT NULL ORDER BY asset_id, start_s")
         best = dict(conn.execute("SELECT asset_id, score FROM file_tags WHERE rank = 1"))
     if under is not None:
-        roots = [str(Path(r).resolve()) for r in under]
+        roots = [os.path.abspath(r) for r in under]  # as the catalog stores them (see `ingest.discover`)
         assets = [a for a in assets if any(a["path"] == r or a["path"].startswith(r.rstrip("/") + "/") for r in roots)]
     flags = []
     for asset in assets:
