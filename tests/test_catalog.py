@@ -15,9 +15,10 @@ import pytest
 import soundfile as sf
 from conftest import REPO, tiny_bundle, tone
 
-from soundtag import index, ingest
+from soundtag import catalog, index, ingest
 from soundtag.catalog import export, search
 from soundtag.cli import main
+from soundtag.errors import CatalogError
 from soundtag.infer import Classifier
 from soundtag.inference_config import InferenceConfig
 from soundtag.ingest import tag_library
@@ -381,3 +382,48 @@ def test_a_list_file_in_another_encoding_keeps_its_names(tmp_path: Path) -> None
     listing = tmp_path / "files.txt"
     listing.write_bytes(b"/share/caf\xe9.wav\n/share/ok.wav\n")  # Latin-1, from an old share
     assert [os.fsencode(p) for p in ingest.discover([listing])] == [b"/share/caf\xe9.wav", b"/share/ok.wav"]
+
+
+def test_a_second_writer_is_refused(clf: Classifier, tmp_path: Path) -> None:
+    from soundtag.catalog import sole_writer
+
+    make_library(tmp_path / "lib")
+    db = tmp_path / "cat.db"
+    with sole_writer(db), pytest.raises(CatalogError, match="another `soundtag tag` is writing"):
+        tag_library([tmp_path / "lib"], db, clf, workers=0)
+    assert tag_library([tmp_path / "lib"], db, clf, workers=0)["tagged"] > 0  # free again afterwards
+
+
+@pytest.mark.parametrize("content", [b"not a database at all" * 100, None])
+def test_a_file_that_is_not_a_catalog_is_one_line_and_left_alone(tmp_path: Path, content: bytes | None,
+                                                                 capsys: pytest.CaptureFixture) -> None:
+    db = tmp_path / "other.db"
+    if content is None:  # someone else's SQLite database
+        with sqlite3.connect(db) as conn:
+            conn.execute("CREATE TABLE invoices (id INTEGER)")
+    else:
+        db.write_bytes(content)
+    before = db.read_bytes()
+    for args in (["search", "--db", str(db), "--label", "dog"], ["export", "--db", str(db), "--out", "x.csv"],
+                 ["tag", str(tmp_path), "--db", str(db)]):
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert "not a soundtag catalog" in err and len(err.strip().splitlines()) == 1, err
+    assert db.read_bytes() == before
+
+
+def test_export_leaves_no_half_written_file(clf: Classifier, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                            capsys: pytest.CaptureFixture) -> None:
+    make_library(tmp_path / "lib")
+    db = tmp_path / "cat.db"
+    tag_library([tmp_path / "lib"], db, clf, workers=0)
+
+    def disk_full(*_args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(catalog, "_write_rows", disk_full)
+    with pytest.raises(OSError, match="No space"):
+        export(db, tmp_path / "tags.csv", "csv")
+    assert list(tmp_path.glob("*tags.csv*")) == []
+    assert main(["export", "--db", str(db), "--out", str(tmp_path / "tags.csv")]) == 1  # the machine's fault: 1
+    assert capsys.readouterr().err.strip() == "soundtag export: failed: No space left on device"

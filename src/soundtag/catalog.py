@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import csv
 import difflib
+import fcntl
 import json
 import os
 import sqlite3
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,8 +53,17 @@ STATS = ("peak", "rms_dbfs", "dc_offset", "clipped")
 
 
 def connect(db: str | Path) -> sqlite3.Connection:
-    """Open (or create) a catalog; WAL keeps committed batches safe if the process dies."""
+    """Open (or create) a catalog; WAL keeps committed batches safe if the process dies. A file that is not SQLite,
+    or an SQLite database of something else, is refused (and left untouched)."""
     conn = sqlite3.connect(db)
+    try:
+        tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as err:
+        conn.close()
+        raise CatalogError(f"{db}: not a soundtag catalog ({err})") from None
+    if tables and "assets" not in tables:
+        conn.close()
+        raise CatalogError(f"{db}: an SQLite database, but not a soundtag catalog (it has no assets table)")
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA foreign_keys=ON")
     conn.executescript(SCHEMA)
@@ -68,6 +79,32 @@ def open_catalog(db: str | Path) -> sqlite3.Connection:
     if not Path(db).is_file():
         raise FileNotFoundError(f"{db}: no such catalog; create it with `soundtag tag ROOT --db {db}`")
     return connect(db)
+
+
+@contextmanager
+def sole_writer(db: str | Path) -> Iterator[None]:
+    """Hold the catalog's writer lock (`DB.lock`, released when the process ends however it ends): a second `tag`
+    run on the same catalog is refused instead of redoing the first one's work beside it."""
+    with Path(f"{db}.lock").open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise CatalogError(f"{db}: another `soundtag tag` is writing this catalog; let it finish, or use "
+                               "another --db") from None
+        yield
+
+
+@contextmanager
+def write_atomically(out: str | Path) -> Iterator[Path]:
+    """A temporary path beside `out` to write to, renamed to `out` only when the writing succeeded: a full disk or an
+    error leaves no half-written file behind."""
+    out = Path(out)
+    part = out.with_name(f".{out.name}.part")
+    try:
+        yield part
+        part.replace(out)
+    finally:
+        part.unlink(missing_ok=True)
 
 
 def pending(conn: sqlite3.Connection, paths: list[Path]) -> list[Path]:
@@ -176,7 +213,14 @@ def export(db: str | Path, out: str | Path, fmt: str) -> int:
             events.setdefault(asset, []).append({"label": label, "start": start, "end": end, "score": score})
     rows = [{"path": p, "status": st, "error": err, "duration": d, "sample_rate": sr, "channels": ch,
              "tags": tags.get(i, []), "events": events.get(i, [])} for i, p, st, err, d, sr, ch in assets]
-    out = Path(out)
+    if fmt not in EXPORT_FORMATS.values():
+        raise CatalogError(f"unknown format {fmt!r}; choose csv, jsonl or parquet")
+    with write_atomically(out) as part:
+        _write_rows(rows, part, fmt)
+    return len(rows)
+
+
+def _write_rows(rows: list[dict], out: Path, fmt: str) -> None:
     if fmt == "jsonl":
         out.write_text("".join(json.dumps(r) + "\n" for r in rows))
     elif fmt == "csv":
@@ -193,6 +237,3 @@ def export(db: str | Path, out: str | Path, fmt: str) -> int:
         except ImportError:
             raise ImportError("parquet export needs pyarrow: pip install pyarrow") from None
         pq.write_table(pa.Table.from_pylist(rows), out)
-    else:
-        raise ValueError(f"unknown format {fmt!r}; choose csv, jsonl or parquet")
-    return len(rows)

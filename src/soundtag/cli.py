@@ -4,6 +4,7 @@ so `soundtag --help` answers at once."""
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import sys
 
 from soundtag import __version__
@@ -253,6 +254,10 @@ def main(argv: list[str] | None = None) -> int:
     except USER_ERRORS as err:
         print(f"soundtag {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except (OSError, sqlite3.Error) as err:  # the machine's, not the user's: a full disk, a read-only folder, ...
+        where = f"{err.filename}: " if getattr(err, "filename", None) else ""
+        print(f"soundtag {args.command}: failed: {where}{getattr(err, 'strerror', None) or err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"soundtag {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -12,6 +12,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from itertools import islice
 from pathlib import Path
 
@@ -20,7 +21,7 @@ import torch
 from tqdm import tqdm
 
 from soundtag.audio import decode, prepare
-from soundtag.catalog import STATS, connect, file_stamp, pending, write_asset
+from soundtag.catalog import STATS, connect, file_stamp, pending, sole_writer, write_asset
 from soundtag.data import AUDIO_SUFFIXES
 from soundtag.errors import AudioError, ConfigError
 from soundtag.infer import Analysis, Classifier
@@ -95,35 +96,35 @@ def _decode_job(job: tuple[Path, int]) -> tuple[Path, np.ndarray | None, dict]:
 
 def tag_library(roots: Iterable[str | Path], db: str | Path, clf: Classifier, workers: int = 2,
                 batch_files: int = 64, engine: str = "local", address: str | None = None) -> dict:
-    """Tag every new or changed file under `roots` into the catalog `db`; returns counts for this run.
+    """Tag every new or changed file under `roots` into the catalog `db`; returns counts for this run. One run
+    writes a catalog at a time (a second is refused with CatalogError).
 
     engine "local": `workers` decoding threads beside batched inference in this process. engine "ray": Ray Data
     runs decoding and inference in an actor pool of `workers` actors (on the cluster at `address`, else a local
     Ray); either way this process writes the catalog, a transaction per batch."""
     if engine not in ENGINES:
         raise ConfigError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
-    conn = connect(db)
-    with conn:  # the taxonomy the tags come from, so that searches can check their labels
-        conn.execute("INSERT OR REPLACE INTO meta VALUES ('classes', ?)", (json.dumps(clf.classes),))
-    found = discover(roots)
-    todo = pending(conn, found)
-    counts = {"found": len(found), "skipped": len(found) - len(todo), "tagged": 0, "failed": 0}
-    began = time.perf_counter()
-    if engine == "local":
-        budget = batch_files * round(clf.config.window * clf.sample_rate)  # as much audio as batch_files windows
-        batches = (_tag_decoded(clf, batch)
-                   for batch in _batches(_decoded(todo, clf.sample_rate, workers), batch_files, budget))
-    else:
-        batches = _ray_batches(todo, clf, workers, batch_files, address)
-    with tqdm(total=len(todo), desc="tagging", unit="file") as bar:
-        for results in batches:
-            with conn:  # one transaction per batch
-                for path, info, result in results:
-                    write_asset(conn, path, info, result)
-                    counts["failed" if result is None else "tagged"] += 1
-            bar.update(len(results))
-    counts["seconds"] = round(time.perf_counter() - began, 2)
-    conn.close()
+    with sole_writer(db), closing(connect(db)) as conn:
+        with conn:  # the taxonomy the tags come from, so that searches can check their labels
+            conn.execute("INSERT OR REPLACE INTO meta VALUES ('classes', ?)", (json.dumps(clf.classes),))
+        found = discover(roots)
+        todo = pending(conn, found)
+        counts = {"found": len(found), "skipped": len(found) - len(todo), "tagged": 0, "failed": 0}
+        began = time.perf_counter()
+        if engine == "local":
+            budget = batch_files * round(clf.config.window * clf.sample_rate)  # as much audio as batch_files windows
+            batches = (_tag_decoded(clf, batch)
+                       for batch in _batches(_decoded(todo, clf.sample_rate, workers), batch_files, budget))
+        else:
+            batches = _ray_batches(todo, clf, workers, batch_files, address)
+        with tqdm(total=len(todo), desc="tagging", unit="file") as bar:
+            for results in batches:
+                with conn:  # one transaction per batch
+                    for path, info, result in results:
+                        write_asset(conn, path, info, result)
+                        counts["failed" if result is None else "tagged"] += 1
+                bar.update(len(results))
+        counts["seconds"] = round(time.perf_counter() - began, 2)
     return counts
 
 

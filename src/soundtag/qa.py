@@ -24,7 +24,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
-from soundtag.catalog import open_catalog
+from soundtag.catalog import open_catalog, write_atomically
 from soundtag.errors import QAError
 
 CHECKS = ("unreadable", "unexpected", "unsure", "unfamiliar", "silent", "clipped", "dc_offset")
@@ -143,7 +143,7 @@ def _level_flags(asset: sqlite3.Row, config: QAConfig) -> list[Flag]:
 
 
 def write_csv(flags: list[Flag], out: str | Path) -> None:
-    with Path(out).open("w", newline="") as f:
+    with write_atomically(out) as part, part.open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["path", "check", "detail"])
         writer.writerows((x.path, x.check, x.detail) for x in flags)
