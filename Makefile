@@ -11,7 +11,7 @@ DATA ?= data/ESC-50
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo data reproduce app train final test bench clean
+.PHONY: setup demo data reproduce notebook app train final test bench clean
 
 $(BIN)/.runtime: pyproject.toml  # torch and the package's own dependencies: what tagging needs
 	@echo "== installing $(TORCH) and soundtag into $(VENV) (a few minutes the first time) =="
@@ -40,6 +40,10 @@ demo: $(BIN)/.runtime
 
 reproduce: data  # re-derive the committed CV report from the committed fold models, into runs/reproduce
 	$(BIN)/soundtag evaluate results/esc50 --data $(DATA) --out runs/reproduce/esc50 --check
+
+notebook: setup  # re-run notebooks/results.ipynb on results/esc50 and keep its outputs (they are committed)
+	$(BIN)/python -c "import nbformat; from nbclient import NotebookClient; p = 'notebooks/results.ipynb'; \
+	nb = nbformat.read(p, as_version=4); NotebookClient(nb, kernel_name='python3').execute(); nbformat.write(nb, p)"
 
 app: setup
 	$(BIN)/soundtag app

@@ -22,3 +22,12 @@ def test_results_notebook_runs_on_a_tiny_run(tone_dataset: Path, tmp_path: Path,
     text = "".join(o.get("text", "") for o in outputs)
     assert "accuracy" in text and "predicted as" in text
     assert sum("image/png" in o.get("data", {}) for o in outputs) == 3
+
+
+def test_results_notebook_finds_the_committed_run_from_the_repository(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Started from the repository root (not from notebooks/), with no SOUNDTAG_RUN."""
+    monkeypatch.delenv("SOUNDTAG_RUN", raising=False)
+    nb = nbformat.read(REPO / "notebooks" / "results.ipynb", as_version=4)
+    NotebookClient(nb, timeout=120, kernel_name="python3", resources={"metadata": {"path": str(REPO)}}).execute()
+    text = "".join(o.get("text", "") for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs)
+    assert "accuracy" in text and "Traceback" not in text
