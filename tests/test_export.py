@@ -63,3 +63,14 @@ def test_parity_on_fold1_of_real_esc50(real_esc50: Path, tmp_path: Path) -> None
     a, b = clf.probabilities(waves), onnx_clf.probabilities(waves)
     assert (a.argmax(1) == b.argmax(1)).all()
     np.testing.assert_allclose(b, a, rtol=0, atol=1e-4)
+
+
+def test_the_committed_onnx_is_the_shipped_model() -> None:
+    """model.onnx is committed beside the weights; re-exported whenever they change (`soundtag onnx`)."""
+    from conftest import REPO
+
+    torch_clf, onnx_clf = Classifier.load(), Classifier.load(backend="onnx")
+    waves = np.stack([load_clip(p, torch_clf.bundle.audio) for p in sorted((REPO / "examples").glob("*.flac"))])
+    a, b = torch_clf.probabilities(waves), onnx_clf.probabilities(waves)
+    assert (a.argmax(1) == b.argmax(1)).all()
+    np.testing.assert_allclose(b, a, rtol=0, atol=1e-4)

@@ -120,3 +120,30 @@ def test_one_fold_is_refused_and_full_takes_a_validation_fold(tone_dataset: Path
     with_val = make_config("smoke", overrides=[*TINY, "train.epochs=1", "train.val_fold=2"])
     out = run(with_val, tone_dataset, tmp_path / "full", full=True)
     assert read_log(out / "full")[0]["val_acc"] != ""
+
+
+def test_fold_models_never_see_their_test_fold(tone_dataset: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fold model k trains on the other folds only and is scored on fold k alone (predictions.csv)."""
+    from soundtag.data import load_dataset
+    from soundtag.evaluate import evaluate_run
+
+    trained_on = {}
+    real = train.train_fold
+
+    def spy(cfg: object, power: torch.Tensor, labels: torch.Tensor, train_idx: object, *args: object) -> object:
+        trained_on[args[1]] = set(train_idx.tolist())  # args: val_idx, out, name, rooms
+        return real(cfg, power, labels, train_idx, *args)
+
+    monkeypatch.setattr(train, "train_fold", spy)
+    out = run(make_config("smoke", overrides=[*TINY, "train.epochs=1"]), tone_dataset, tmp_path / "run", folds=[1, 2])
+    dataset = load_dataset(tone_dataset)
+    for k in (1, 2):
+        assert not trained_on[out / f"fold{k}"] & set(dataset.split(k)[1].tolist())
+        assert trained_on[out / f"fold{k}"] == set(dataset.split(k)[0].tolist())
+    evaluate_run(out)
+    with (out / "predictions.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    fold_of = {p.name: int(k) for p, k in zip(dataset.paths, dataset.folds)}
+    assert rows and all(fold_of[r["file"]] == int(r["fold"]) for r in rows)
+    assert sorted({int(r["fold"]) for r in rows}) == [1, 2] and len(rows) == sum(dataset.folds <= 2)
