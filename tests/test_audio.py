@@ -8,8 +8,8 @@ import pytest
 import soundfile as sf
 from conftest import tone
 
-from soundtag import audio
-from soundtag.audio import AudioConfig, AudioError, load, load_clip
+import soundtag.decode as decoder
+from soundtag.audio import AudioConfig, AudioError, load, load_blocks, load_clip
 
 CFG = AudioConfig()
 
@@ -75,7 +75,7 @@ def test_ffmpeg_output_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     path = tmp_path / "long.m4a"
     subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "anullsrc=r=8000:cl=mono", "-t", "60", "-c:a", "aac",
                     str(path)], check=True)
-    monkeypatch.setattr(audio, "MAX_DECODED_BYTES", 8000 * 4 * 10)  # 10 s of mono float samples
+    monkeypatch.setattr(decoder, "MAX_DECODED_BYTES", 8000 * 4 * 10)  # 10 s of mono float samples
     with pytest.raises(AudioError, match="decodes to more than"):
         load(path)
 
@@ -167,7 +167,7 @@ def test_corrupt_flac(tmp_path: Path) -> None:
 
 
 def test_unsupported_container_without_ffmpeg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(audio.shutil, "which", lambda _: None)
+    monkeypatch.setattr(decoder.shutil, "which", lambda _: None)
     path = write_bytes(tmp_path / "clip.m4a", b"\x00\x00\x00\x20ftypM4A " + bytes(200))
     with pytest.raises(AudioError, match="install ffmpeg") as info:
         load(path)
@@ -221,12 +221,29 @@ def test_a_wav_written_to_a_pipe_is_read_whole(tmp_path: Path) -> None:
     cmd = ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=440:duration=2", "-ar", "16000", "-f", "wav",
            "-"]
     (tmp_path / "streamed.wav").write_bytes(subprocess.run(cmd, capture_output=True, check=True).stdout)
-    data, sr = audio.decode(tmp_path / "streamed.wav")  # its header says 0xFFFFFFFF bytes: length unknown
+    data, sr = decoder.decode(tmp_path / "streamed.wav")  # its header says 0xFFFFFFFF bytes: length unknown
     assert sr == 16000 and data.shape == (32000, 1)
 
 
 def test_the_header_is_checked_before_decoding(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     sf.write(tmp_path / "long.wav", tone(440.0, 16000, 3.0), 16000)
-    monkeypatch.setattr(audio, "MAX_DECODED_BYTES", 100_000)  # stands in for hours of audio
+    monkeypatch.setattr(decoder, "MAX_DECODED_BYTES", 100_000)  # stands in for hours of audio
     with pytest.raises(AudioError, match=r"claims 48,000 frames x 1 channels .* split it first"):
-        audio.decode(tmp_path / "long.wav")
+        decoder.decode(tmp_path / "long.wav")
+
+
+@pytest.mark.parametrize("suffix", [".wav", ".flac", ".m4a"])
+def test_block_by_block_is_the_whole_in_pieces(tmp_path: Path, suffix: str) -> None:
+    """What `load_blocks` streams (in bounded blocks) joins up to what `load` returns."""
+    if suffix == ".m4a" and shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed")
+    stereo = np.stack([tone(440.0, 44100, 3.0), tone(660.0, 44100, 3.0)], axis=1)
+    path = tmp_path / f"clip{suffix}"
+    if suffix == ".m4a":
+        sf.write(tmp_path / "src.wav", stereo, 44100)
+        subprocess.run(["ffmpeg", "-v", "error", "-i", str(tmp_path / "src.wav"), "-c:a", "aac", str(path)], check=True)
+    else:
+        sf.write(path, stereo, 44100)
+    blocks = list(load_blocks(path, 32000, seconds=0.7))
+    assert len(blocks) >= 4 and max(map(len, blocks)) <= 0.8 * 32000
+    np.testing.assert_allclose(np.concatenate(blocks), load(path, target_rate=32000), atol=1e-6)

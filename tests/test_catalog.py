@@ -7,6 +7,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import pytest
 import soundfile as sf
 from conftest import REPO, tiny_bundle, tone
 
+import soundtag.decode as decoder
 from soundtag import catalog, index, ingest
 from soundtag.catalog import export, search
 from soundtag.cli import main
@@ -427,3 +429,28 @@ def test_export_leaves_no_half_written_file(clf: Classifier, tmp_path: Path, mon
     assert list(tmp_path.glob("*tags.csv*")) == []
     assert main(["export", "--db", str(db), "--out", str(tmp_path / "tags.csv")]) == 1  # the machine's fault: 1
     assert capsys.readouterr().err.strip().splitlines()[-1] == "soundtag export: failed: No space left on device"
+
+
+def test_a_long_file_is_tagged_block_by_block_to_the_same_rows(clf: Classifier, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above STREAM_ABOVE a file is decoded, measured and tagged a block at a time: the catalog rows are the same."""
+    (tmp_path / "lib").mkdir()
+    rng = np.random.default_rng(1)
+    take = np.stack([tone(440.0, 22050, 12.0), 0.2 * rng.standard_normal(22050 * 12)], axis=1).astype(np.float32)
+    sf.write(tmp_path / "lib" / "take.flac", take, 22050)
+    tag_library([tmp_path / "lib"], tmp_path / "whole.db", clf, workers=0)
+    monkeypatch.setattr(ingest, "STREAM_ABOVE", 5.0)
+    streamed_files = []
+    monkeypatch.setattr(ingest, "decode_blocks",
+                        lambda path: streamed_files.append(path) or decoder.decode_blocks(path, seconds=1.7))
+    tag_library([tmp_path / "lib"], tmp_path / "streamed.db", clf, workers=0)
+    assert len(streamed_files) == 1
+    queries = ("SELECT status, duration, sample_rate, channels, peak, rms_dbfs, dc_offset, clipped FROM assets",
+               "SELECT label, start_s, end_s, score FROM events ORDER BY 1, 2")
+    whole, streamed = (closing(sqlite3.connect(tmp_path / name)) for name in ("whole.db", "streamed.db"))
+    with whole as a, streamed as b:
+        for sql in queries:
+            rows_a, rows_b = a.execute(sql).fetchall(), b.execute(sql).fetchall()
+            assert len(rows_a) == len(rows_b) > 0
+            for x, y in zip(rows_a, rows_b):
+                assert x[0] == y[0] and x[1:] == pytest.approx(y[1:], rel=1e-4, abs=1e-4)

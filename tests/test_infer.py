@@ -202,3 +202,25 @@ def test_device_is_cuda_when_present_else_cpu_and_checked() -> None:
     on_cpu, on_gpu = Classifier(bundle, device="cpu"), Classifier(bundle, device="cuda")
     np.testing.assert_allclose(on_gpu.analyze(clip, 16000).embedding, on_cpu.analyze(clip, 16000).embedding,
                                atol=1e-3)
+
+
+def test_a_long_file_is_streamed_to_the_same_answer(clf: Classifier, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files above STREAM_ABOVE are decoded, resampled and scored a block at a time; the result is the same."""
+    import soundfile as sf
+
+    from soundtag import audio, infer
+
+    rng = np.random.default_rng(0)
+    take = np.concatenate([tone(440.0, 44100, 7.0), 0.1 * rng.standard_normal(44100 * 6), np.zeros(44100 * 5)])
+    sf.write(tmp_path / "take.flac", take.astype(np.float32), 44100)
+    whole = clf.analyze(audio.load(tmp_path / "take.flac", target_rate=clf.sample_rate), clf.sample_rate)
+    monkeypatch.setattr(infer, "STREAM_ABOVE", 10.0)
+    monkeypatch.setattr(infer, "load_blocks", lambda path, rate: audio.load_blocks(path, rate, seconds=1.3))
+    streamed = clf.analyze(tmp_path / "take.flac")
+    assert streamed.duration == pytest.approx(whole.duration) and streamed.events == whole.events
+    assert [(w.start, w.end, w.silent) for w in streamed.windows] == [(w.start, w.end, w.silent) for w in whole.windows]
+    for a, b in zip(streamed.windows, whole.windows):
+        assert [t["label"] for t in a.tags] == [t["label"] for t in b.tags]
+        np.testing.assert_allclose([t["score"] for t in a.tags], [t["score"] for t in b.tags], atol=1e-5)
+    np.testing.assert_allclose(streamed.embedding, whole.embedding, atol=1e-5)

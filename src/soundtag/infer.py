@@ -20,15 +20,17 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from soundtag.audio import AudioError, fix_length, load
+from soundtag.audio import AudioError, load, load_blocks
+from soundtag.decode import is_long
 from soundtag.errors import ConfigError
 from soundtag.events import find_events, presence
 from soundtag.inference_config import InferenceConfig, override
 from soundtag.model import ModelBundle, load_model
 from soundtag.runners import BATCH, onnx_runner, torch_runner
+from soundtag.windows import Windows
 
 SILENCE = "silence"
-TAIL = 0.02  # share of a window left after the last hop that is padding, not audio to score (see _windows)
+STREAM_ABOVE = 60.0  # seconds: longer files are decoded, resampled and scored a block at a time, never held whole
 OOD_FILE = "ood.safetensors"  # training-embedding statistics for the unfamiliar-audio score; see fit_ood
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "esc50"  # package data: travels in the wheel
 
@@ -125,8 +127,13 @@ class Classifier:
 
     def analyze_batch(self, sources: Iterable[str | Path | np.ndarray], sample_rate: int | None = None,
                       top_k: int | None = None) -> list[Analysis | AudioError]:
-        """`analyze` for many inputs: every window of every input goes through the model in shared batches."""
+        """`analyze` for many inputs: every window of every input goes through the model in shared batches. Files
+        longer than STREAM_ABOVE are analysed on their own, a block at a time (`analyze_stream`)."""
         sources, top_k = list(sources), top_k or self.config.top_k
+        long = [isinstance(s, (str, Path)) and is_long(s, STREAM_ABOVE) for s in sources]
+        if any(long):
+            rest = iter(self.analyze_batch([s for s, x in zip(sources, long) if not x], sample_rate, top_k))
+            return [self._stream_file(Path(s), top_k) if x else next(rest) for s, x in zip(sources, long)]
         files = sum(not isinstance(s, np.ndarray) for s in sources)
         if files > 1:  # decoding and resampling release the GIL: one thread per torch thread
             with ThreadPoolExecutor(torch.get_num_threads()) as pool:
@@ -151,6 +158,14 @@ class Classifier:
             (starts, _, _), p, e, quiet = next(parts)
             results.append(self._assemble(starts, p, e, quiet, len(wave) / self.sample_rate, top_k))
         return results
+
+    def _stream_file(self, path: Path, top_k: int) -> Analysis | AudioError:
+        try:
+            return self.analyze_stream(load_blocks(path, self.sample_rate), top_k)
+        except AudioError as err:
+            return err
+        except (OSError, MemoryError, UnicodeError) as err:
+            return AudioError(path, f"cannot be read ({type(err).__name__}: {err})")
 
     def _load(self, source: str | Path | np.ndarray, sample_rate: int | None) -> np.ndarray | AudioError:
         try:
@@ -184,18 +199,37 @@ class Classifier:
         return np.sqrt(np.einsum("ij,jk,ik->i", centred, self.ood_stats["precision"], centred).clip(0))
 
     def _windows(self, wave: np.ndarray) -> tuple[list[float], list[np.ndarray], np.ndarray]:
-        """Window starts (s), the windows, as views into `wave` (hours of audio are never copied), and their levels
-        in dBFS. Audio shorter than a window is zero-padded (its level is that of the audio, not of the padding). A
-        last window is aligned to the end of the audio unless less than TAIL of a window is left: encoders pad (an
-        M4A of a 5.000-s clip decodes to 5.016 s), and such a window would repeat the one before it."""
-        size, step = round(self.config.window * self.sample_rate), round(self.config.hop * self.sample_rate)
-        if len(wave) <= size:
-            return [0.0], [fix_length(wave, size)], _dbfs([wave])
-        offsets = list(range(0, len(wave) - size + 1, step))
-        if len(wave) - offsets[-1] - size > TAIL * size:
-            offsets.append(len(wave) - size)
-        windows = [wave[o:o + size] for o in offsets]
-        return [o / self.sample_rate for o in offsets], windows, _dbfs(windows)
+        """Window starts (s), the windows (views into `wave`) and their levels (dBFS); see `soundtag.windows`."""
+        cut = list(self._cutter().cut([wave]))
+        return [o / self.sample_rate for o, _, _ in cut], [w for _, w, _ in cut], np.array([x for _, _, x in cut])
+
+    def _cutter(self) -> Windows:
+        return Windows(round(self.config.window * self.sample_rate), round(self.config.hop * self.sample_rate))
+
+    def analyze_stream(self, blocks: Iterable[np.ndarray], top_k: int | None = None) -> Analysis:
+        """`analyze` for audio at the model's rate that arrives a block at a time (`soundtag.audio.load_blocks`):
+        one batch of windows is held at a time, however long the audio."""
+        cutter, starts, silent, probs, embeddings, batch = self._cutter(), [], [], [], [], []
+
+        def run_batch() -> None:
+            batch_probs, batch_embeddings = self._run(np.stack([w for _, w in batch]))
+            for (k, _), p, e in zip(batch, batch_probs, batch_embeddings):
+                probs[k], embeddings[k] = p, e
+            batch.clear()
+
+        for offset, window, level in cutter.cut(blocks):
+            starts.append(offset / self.sample_rate)
+            silent.append(level < self.config.silence_dbfs)
+            probs.append(np.zeros(len(self.classes), np.float32))
+            embeddings.append(np.zeros(self.bundle.model.config.channels[-1], np.float32))
+            if not silent[-1]:
+                batch.append((len(starts) - 1, window))
+            if len(batch) == BATCH:
+                run_batch()
+        if batch:
+            run_batch()
+        return self._assemble(starts, np.array(probs), np.array(embeddings), np.array(silent),
+                              cutter.length / self.sample_rate, top_k or self.config.top_k)
 
     def probabilities(self, windows: np.ndarray) -> np.ndarray:
         """Class probabilities `(n, classes)` for model-rate windows `(n, samples)`, no silence gate."""
@@ -212,9 +246,3 @@ class Classifier:
     def _top(self, probs: np.ndarray, k: int) -> list[dict]:
         best = np.argsort(probs)[::-1][:k]
         return [{"label": self.classes[i], "score": float(probs[i])} for i in best]
-
-
-def _dbfs(windows: list[np.ndarray]) -> np.ndarray:
-    """RMS level of each window in dB relative to full scale."""
-    rms = np.sqrt(np.array([np.dot(w, w) / max(len(w), 1) for w in windows]))
-    return 20 * np.log10(np.maximum(rms, 1e-10))

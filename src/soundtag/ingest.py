@@ -20,17 +20,19 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from soundtag.audio import decode, prepare
+from soundtag.audio import prepare, prepare_blocks
 from soundtag.catalog import STATS, connect, file_stamp, pending, sole_writer, write_asset
 from soundtag.data import AUDIO_SUFFIXES
+from soundtag.decode import decode, decode_blocks, is_long
 from soundtag.errors import AudioError, ConfigError
-from soundtag.infer import Analysis, Classifier
+from soundtag.infer import STREAM_ABOVE, Analysis, Classifier
 from soundtag.inference_config import InferenceConfig
+from soundtag.levels import LevelMeter
 from soundtag.model import ModelBundle
 
 log = logging.getLogger("soundtag")
 ENGINES = ("local", "ray")
-CLIP_LEVEL = 0.999  # |sample| at or above this counts as full scale (int16 full scale reads as 0.99997)
+STREAMED = "streamed"  # in place of a decoded wave: a long file, decoded as it is tagged
 
 
 def discover(roots: Iterable[str | Path]) -> list[Path]:
@@ -68,30 +70,25 @@ def _walk(root: Path) -> list[Path]:
     return files
 
 
-def signal_stats(data: np.ndarray) -> dict:
-    """Level checks on the file as stored `(samples, channels)`: peak, RMS in dBFS, the largest channel mean
-    (DC offset) and the fraction of samples at full scale (clipping)."""
-    flat = data.reshape(-1)
-    rms = float(np.sqrt(np.dot(flat, flat) / max(flat.size, 1)))
-    return {"peak": float(max(flat.max(), -flat.min())), "rms_dbfs": 20 * np.log10(max(rms, 1e-10)),
-            "dc_offset": float(np.abs(data.mean(0, dtype=np.float64)).max()),
-            "clipped": float(np.count_nonzero(np.abs(flat) >= CLIP_LEVEL) / max(flat.size, 1))}
-
-
-def _decode_job(job: tuple[Path, int]) -> tuple[Path, np.ndarray | None, dict]:
-    """Decode and resample one file, and measure its levels; never raises for a bad file. Its size and time are
-    taken before decoding: a file replaced while it is decoded then looks changed to the next run, not done."""
+def _decode_job(job: tuple[Path, int]) -> tuple[Path, np.ndarray | str | None, dict]:
+    """Decode and resample one file, and measure its levels; never raises for a bad file. A file longer than
+    STREAM_ABOVE is left to be decoded as it is tagged (STREAMED, see `_tag_streamed`). Its size and time are taken
+    before decoding: a file replaced while it is decoded then looks changed to the next run, not done."""
     path, rate = job
     size, mtime = file_stamp(path)
+    info = {"size": size, "mtime_ns": mtime, "error": None}
+    if is_long(path, STREAM_ABOVE):
+        return path, STREAMED, info
     try:
         data, sr = decode(path)
-        wave = prepare(data, sr, rate, path)
-        return path, wave, {"size": size, "mtime_ns": mtime, "sample_rate": sr, "channels": int(data.shape[1]),
-                            "error": None, **signal_stats(data)}
+        return path, prepare(data, sr, rate, path), info | LevelMeter().add(data, sr).result()
     except Exception as err:  # whatever goes wrong with one file is that file's, and the run goes on
-        reason = err.reason if isinstance(err, AudioError) else f"cannot be decoded ({type(err).__name__}: {err})"
-        return path, None, {"size": size, "mtime_ns": mtime, "sample_rate": None, "channels": None,
-                            "error": reason} | dict.fromkeys(STATS)
+        return path, None, info | _failure(err)
+
+
+def _failure(err: Exception) -> dict:
+    reason = err.reason if isinstance(err, AudioError) else f"cannot be decoded ({type(err).__name__}: {err})"
+    return {"sample_rate": None, "channels": None, "error": reason} | dict.fromkeys(STATS)
 
 
 def tag_library(roots: Iterable[str | Path], db: str | Path, clf: Classifier, workers: int = 2,
@@ -131,11 +128,23 @@ def tag_library(roots: Iterable[str | Path], db: str | Path, clf: Classifier, wo
 Tagged = tuple[Path, dict, Analysis | None]
 
 
-def _tag_decoded(clf: Classifier, batch: list[tuple[Path, np.ndarray | None, dict]]) -> list[Tagged]:
-    """Run the model on a batch of decoded files at once; a file that failed to decode gets None."""
-    good = [wave for _, wave, _ in batch if wave is not None]
+def _tag_decoded(clf: Classifier, batch: list[tuple[Path, np.ndarray | str | None, dict]]) -> list[Tagged]:
+    """Run the model on a batch of decoded files at once, and on each long one by itself; a file that failed to
+    decode gets None."""
+    good = [wave for _, wave, _ in batch if isinstance(wave, np.ndarray)]
     analyses = iter(clf.analyze_batch(good, clf.sample_rate) if good else [])
-    return [(path, info, next(analyses) if wave is not None else None) for path, wave, info in batch]
+    return [_tag_streamed(clf, path, info) if wave is STREAMED else
+            (path, info, next(analyses) if wave is not None else None) for path, wave, info in batch]
+
+
+def _tag_streamed(clf: Classifier, path: Path, info: dict) -> Tagged:
+    """Decode, measure and tag a long file a block at a time: its memory is a block and a batch of windows."""
+    meter = LevelMeter()
+    try:
+        analysis = clf.analyze_stream(prepare_blocks(meter.tap(decode_blocks(path)), clf.sample_rate, path))
+        return path, info | meter.result(), analysis
+    except Exception as err:  # as in _decode_job: the file's failure, not the run's
+        return path, info | _failure(err), None
 
 
 class _RayTagger:
@@ -196,7 +205,7 @@ def _batches(decoded: Iterable[tuple[Path, np.ndarray | None, dict]], files: int
     batch, held = [], 0
     for item in decoded:
         batch.append(item)
-        held += 0 if item[1] is None else len(item[1])
+        held += len(item[1]) if isinstance(item[1], np.ndarray) else 0
         if len(batch) == files or held >= samples:
             yield batch
             batch, held = [], 0
