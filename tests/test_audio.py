@@ -244,6 +244,6 @@ def test_block_by_block_is_the_whole_in_pieces(tmp_path: Path, suffix: str) -> N
         subprocess.run(["ffmpeg", "-v", "error", "-i", str(tmp_path / "src.wav"), "-c:a", "aac", str(path)], check=True)
     else:
         sf.write(path, stereo, 44100)
-    blocks = list(load_blocks(path, 32000, seconds=0.7))
+    blocks = list(load_blocks(path, 32000, samples=2 * 30000))  # 0.68 s of stereo
     assert len(blocks) >= 4 and max(map(len, blocks)) <= 0.8 * 32000
     np.testing.assert_allclose(np.concatenate(blocks), load(path, target_rate=32000), atol=1e-6)

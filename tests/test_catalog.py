@@ -442,7 +442,7 @@ def test_a_long_file_is_tagged_block_by_block_to_the_same_rows(clf: Classifier, 
     monkeypatch.setattr(ingest, "STREAM_ABOVE", 5.0)
     streamed_files = []
     monkeypatch.setattr(ingest, "decode_blocks",
-                        lambda path: streamed_files.append(path) or decoder.decode_blocks(path, seconds=1.7))
+                        lambda path: streamed_files.append(path) or decoder.decode_blocks(path, samples=75_000))
     tag_library([tmp_path / "lib"], tmp_path / "streamed.db", clf, workers=0)
     assert len(streamed_files) == 1
     queries = ("SELECT status, duration, sample_rate, channels, peak, rms_dbfs, dc_offset, clipped FROM assets",

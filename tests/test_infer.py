@@ -216,7 +216,7 @@ def test_a_long_file_is_streamed_to_the_same_answer(clf: Classifier, tmp_path: P
     sf.write(tmp_path / "take.flac", take.astype(np.float32), 44100)
     whole = clf.analyze(audio.load(tmp_path / "take.flac", target_rate=clf.sample_rate), clf.sample_rate)
     monkeypatch.setattr(infer, "STREAM_ABOVE", 10.0)
-    monkeypatch.setattr(infer, "load_blocks", lambda path, rate: audio.load_blocks(path, rate, seconds=1.3))
+    monkeypatch.setattr(infer, "load_blocks", lambda path, rate: audio.load_blocks(path, rate, samples=57_000))
     streamed = clf.analyze(tmp_path / "take.flac")
     assert streamed.duration == pytest.approx(whole.duration) and streamed.events == whole.events
     assert [(w.start, w.end, w.silent) for w in streamed.windows] == [(w.start, w.end, w.silent) for w in whole.windows]

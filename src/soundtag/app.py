@@ -14,10 +14,9 @@ from time import monotonic
 
 import gradio as gr
 import numpy as np
-import soundfile as sf
 from matplotlib.figure import Figure
 
-from soundtag.audio import AudioError, load
+from soundtag.audio import AudioError, load, load_blocks
 from soundtag.catalog import search
 from soundtag.errors import ConfigError
 from soundtag.features import LogMel
@@ -52,20 +51,17 @@ class Tagger:
         """The upload at the model's rate; every problem becomes a message in the page."""
         if not path:
             raise user_error("Upload or record a clip first.")
+        rate, blocks, held = self.clf.sample_rate, [], 0
         try:
-            seconds = sf.info(path).duration  # from the header, before decoding, where the format has one
-        except (sf.LibsndfileError, RuntimeError):
-            seconds = 0.0  # ffmpeg containers: measured after decoding
-        try:
-            if seconds <= MAX_SECONDS:
-                wave = load(path, target_rate=self.clf.sample_rate)
-                seconds = len(wave) / self.clf.sample_rate
+            for block in load_blocks(path, rate):  # decoded as it comes: a long upload is refused at the cap
+                held += len(block)
+                if held > MAX_SECONDS * rate:
+                    raise user_error(f"Cannot tag {Path(path).name}: it is longer than {MAX_SECONDS} s "
+                                     f"({MAX_SECONDS / 60:g} minutes), this app's limit")
+                blocks.append(block)
         except AudioError as err:
             raise user_error(f"Cannot tag {Path(err.source).name}: {err.reason}") from None
-        if seconds > MAX_SECONDS:
-            raise user_error(f"Cannot tag {Path(path).name}: it is {seconds:.0f} s long; this app takes up to "
-                             f"{MAX_SECONDS} s ({MAX_SECONDS / 60:g} minutes)")
-        return wave
+        return np.concatenate(blocks)
 
     def tag(self, path: str | None) -> tuple[dict, Figure, list[list]]:
         try:
@@ -86,6 +82,7 @@ class Tagger:
         if chunk is None:
             return state["label"], state
         sr, data = chunk
+        data = data[-round(self.clf.config.window * max(sr, 1)):]  # a chunk longer than the window: its end only
         try:
             wave = load(data, sample_rate=sr, target_rate=self.clf.sample_rate)
         except AudioError:

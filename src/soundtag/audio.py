@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import soxr
 
-from soundtag.decode import BLOCK_SECONDS, decode, decode_blocks
+from soundtag.decode import BLOCK_SAMPLES, decode, decode_blocks
 from soundtag.errors import AudioError
 
 MIN_SAMPLE_RATE = 1_000
@@ -120,10 +120,10 @@ def load(source: str | Path | np.ndarray, sample_rate: int | None = None,
 
 
 def load_blocks(path: str | Path, target_rate: int = AudioConfig.sample_rate,
-                seconds: float = BLOCK_SECONDS) -> Iterator[np.ndarray]:
-    """A file as mono float32 at `target_rate`, about `seconds` at a time: what `load` gives, in pieces, in bounded
-    memory."""
-    return prepare_blocks(decode_blocks(path, seconds), target_rate, path)
+                samples: int = BLOCK_SAMPLES) -> Iterator[np.ndarray]:
+    """A file as mono float32 at `target_rate`, decoded `samples` (all channels together) at a time: what `load`
+    gives, in pieces, in bounded memory."""
+    return prepare_blocks(decode_blocks(path, samples), target_rate, path)
 
 
 def fix_length(wave: np.ndarray, num_samples: int) -> np.ndarray:

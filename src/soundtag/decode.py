@@ -1,5 +1,5 @@
 """Reading audio files as they are stored: float32 samples `(frames, channels)` at the file's own rate, whole or a
-block at a time (so hours of audio never sit in memory at once).
+block at a time (so hours of audio, or minutes of many channels at a high rate, never sit in memory at once).
 
 soundfile (libsndfile) reads WAV, FLAC, OGG/Vorbis, Opus and MP3 from the open file; other containers (M4A/AAC,
 WebM, ...) go through ffmpeg, which may open only the file it is given and streams its samples back on a pipe.
@@ -24,7 +24,7 @@ from soundtag.errors import AudioError
 
 MAX_DECODED_BYTES = 2 << 30  # float32 samples of one file decoded whole (about 3 h of 48 kHz stereo)
 STREAMED_SIZE = 0xFFFF_FFFF  # the data size of a WAV header written before its length was known
-BLOCK_SECONDS = 20.0  # audio decoded at a time when a file is read block by block
+BLOCK_SAMPLES = 1 << 21  # samples (all channels together) decoded at a time block by block: 8 MB as float32
 # Containers ffmpeg may open for soundtag: audio and audio-in-video formats. Playlists and scripts (hls, concat,
 # ffconcat, ...) are not among them: their entries name other files or URLs, which must never be read for an upload.
 FFMPEG_DEMUXERS = ("mov,matroska,webm,aac,ac3,eac3,dts,mp3,ogg,wav,w64,flac,asf,aiff,caf,amr,amrnb,amrwb,ape,au,"
@@ -35,7 +35,7 @@ def decode(path: str | Path) -> tuple[np.ndarray, int]:
     """The whole file `(frames, channels)` float32 and its sample rate; refused (from the header where there is
     one) when it holds more than MAX_DECODED_BYTES of samples: read such files with `decode_blocks`."""
     blocks, rates, held = [], [], 0
-    for block, rate in decode_blocks(path, seconds=None):
+    for block, rate in decode_blocks(path, samples=None):
         blocks.append(block)
         rates.append(rate)
         held += block.nbytes
@@ -47,16 +47,17 @@ def decode(path: str | Path) -> tuple[np.ndarray, int]:
     return (blocks[0] if len(blocks) == 1 else np.concatenate(blocks)), rates[0]
 
 
-def decode_blocks(path: str | Path, seconds: float | None = BLOCK_SECONDS) -> Iterator[tuple[np.ndarray, int]]:
-    """The file's samples a block of about `seconds` at a time (None: all at once), each with the sample rate."""
+def decode_blocks(path: str | Path, samples: int | None = BLOCK_SAMPLES) -> Iterator[tuple[np.ndarray, int]]:
+    """The file's samples a block of at most `samples` (all channels together; None: all at once) at a time, each
+    with the sample rate."""
     path = _checked(Path(path))
     try:
         with path.open("rb") as file:  # libsndfile gets the open file: any name works, UTF-8 or not
             info = sf.info(file)
-            _check_header(path, info, whole=seconds is None)
+            _check_header(path, info, whole=samples is None)
             file.seek(0)
             with sf.SoundFile(file) as sound:
-                yield from _soundfile_blocks(sound, seconds)
+                yield from _soundfile_blocks(sound, samples)
         return
     except PermissionError:
         raise AudioError(path, "cannot be read: permission denied") from None
@@ -65,7 +66,7 @@ def decode_blocks(path: str | Path, seconds: float | None = BLOCK_SECONDS) -> It
     except sf.LibsndfileError as err:
         if "format not recognised" not in str(err.error_string).lower():
             raise AudioError(path, f"truncated or corrupt audio ({err.error_string.strip()})") from None
-    yield from _ffmpeg_blocks(path, seconds)
+    yield from _ffmpeg_blocks(path, samples)
 
 
 def header_seconds(path: str | Path) -> float | None:
@@ -110,10 +111,10 @@ def _check_header(path: Path, info: sf._SoundFileInfo, whole: bool) -> None:
                                f"{MAX_DECODED_BYTES >> 30} GiB soundtag decodes at once; split it first")
 
 
-def _soundfile_blocks(sound: sf.SoundFile, seconds: float | None) -> Iterator[tuple[np.ndarray, int]]:
+def _soundfile_blocks(sound: sf.SoundFile, samples: int | None) -> Iterator[tuple[np.ndarray, int]]:
     """16-bit PCM is read as stored and scaled here: the same floats, faster than libsndfile's conversion."""
     pcm16 = sound.subtype == "PCM_16"
-    size = -1 if seconds is None else max(1, round(seconds * sound.samplerate))
+    size = -1 if samples is None else max(1, samples // sound.channels)
     while True:
         block = sound.read(size, dtype="int16" if pcm16 else "float32", always_2d=True)
         if pcm16:
@@ -134,7 +135,7 @@ def _wav_is_truncated(info: sf._SoundFileInfo) -> bool:
     return match is not None and int(match[2]) < int(match[1]) != STREAMED_SIZE
 
 
-def _ffmpeg_blocks(path: Path, seconds: float | None) -> Iterator[tuple[np.ndarray, int]]:
+def _ffmpeg_blocks(path: Path, samples: int | None) -> Iterator[tuple[np.ndarray, int]]:
     """Decode a container soundfile does not know through ffmpeg, as a float WAV streamed on a pipe (no temporary
     file to fill a disk or pass 4 GiB). ffmpeg may open only `path` itself, as a file (no URL or protocol prefix),
     with the demuxers of FFMPEG_DEMUXERS."""
@@ -149,7 +150,7 @@ def _ffmpeg_blocks(path: Path, seconds: float | None) -> Iterator[tuple[np.ndarr
             header = _wav_header(proc.stdout)
             if header is not None:
                 channels, rate = header
-                frames = max(1, round((seconds or BLOCK_SECONDS) * rate))  # whole files too: `decode` joins them
+                frames = max(1, (samples or BLOCK_SAMPLES) // channels)  # whole files too: `decode` joins them
                 while chunk := proc.stdout.read(frames * channels * 4):
                     usable = len(chunk) - len(chunk) % (channels * 4)
                     yield np.frombuffer(chunk[:usable], np.float32).reshape(-1, channels), rate

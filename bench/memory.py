@@ -1,0 +1,64 @@
+"""Peak memory of `soundtag predict` and `soundtag tag` on single long or wide files: the audio must never be held
+whole (target: peak RSS at most 1 GB for any single file).
+
+    python bench/memory.py [--hours 2]
+
+Each file is made with ffmpeg (a 440 Hz tone at -20 dBFS, so that every window goes through the model): a long
+FLAC at 44.1 kHz stereo, the same length as AAC in .m4a (the ffmpeg path), and 2 minutes of 8 channels at 384 kHz.
+Each command runs in a fresh process; its peak resident set size comes from the kernel (getrusage of the child).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from common import report
+
+CLI = [sys.executable, "-m", "soundtag.cli"]
+
+
+def make(path: Path, seconds: float, rate: int, channels: int) -> Path:
+    tone = f"sine=frequency=440:sample_rate={rate}:duration={seconds}"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", tone, "-af", "volume=0.1",
+                    "-ac", str(channels), str(path)], check=True)
+    return path
+
+
+def peak_rss(cmd: list[str]) -> tuple[float, float]:
+    """(peak RSS in MB, seconds) of `cmd` run to completion in a child process of its own."""
+    probe = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, "
+             "stderr=subprocess.DEVNULL, check=True); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    began = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", probe, *cmd], capture_output=True, text=True, check=True).stdout
+    return int(out.strip()) / 1024, time.perf_counter() - began
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--hours", type=float, default=2.0, help="length of the long files (default: 2)")
+    args = parser.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        files = {f"{args.hours:g} h FLAC 44.1 kHz stereo": make(tmp / "long.flac", args.hours * 3600, 44100, 2),
+                 f"{args.hours:g} h AAC .m4a 44.1 kHz stereo": make(tmp / "long.m4a", args.hours * 3600, 44100, 2),
+                 "2 min FLAC 8 ch 384 kHz": make(tmp / "wide.flac", 120, 384000, 8)}
+        baseline, _ = peak_rss([*CLI, "--version"])  # the interpreter alone
+        for name, path in files.items():
+            for command in (["predict", str(path), "--json"], ["tag", str(path), "--db", str(tmp / f"{path.stem}.db")]):
+                mb, seconds = peak_rss([*CLI, *command])
+                rows.append({"file": name, "size_mb": round(path.stat().st_size / 1e6, 1), "command": command[0],
+                             "peak_rss_mb": round(mb), "seconds": round(seconds, 1)})
+                print(rows[-1], flush=True)
+    report("memory", rows, f"Peak resident memory of one `soundtag` process per row (torch and the model included; "
+           f"`soundtag --version` alone peaks at {baseline:.0f} MB), on a 2-core CPU. Files hold a 440 Hz tone at "
+           "-20 dBFS. Target: at most 1,000 MB for any single file.")
+
+
+if __name__ == "__main__":
+    main()
