@@ -163,6 +163,13 @@ def test_catalog_tab_searches_by_tag_and_by_sound(client: Client, catalog_db: Pa
         client.predict(handle_file(str(tmp_path / "quiet.wav")), 2, api_name="/similar")
 
 
+def test_live_has_slots_of_its_own(clf: Classifier) -> None:
+    """Clients that open Live and go quiet cannot take the upload slots, nor more than Live's own."""
+    blocks = app_module.build_app(clf, examples=[])
+    (live,) = [fn for fn in blocks.fns.values() if fn.api_name == "live"]
+    assert live.concurrency_limit == app_module.LIVE_SESSIONS and live.concurrency_id == "live"
+
+
 def test_live_keeps_only_a_window_of_a_huge_chunk(clf: Classifier) -> None:
     """One chunk of 10 minutes (a hostile client) is cut to its last window before it is resampled."""
     _, state = app_module.Tagger(clf).live((48000, np.zeros(48000 * 600, np.int16)), None)
@@ -177,6 +184,8 @@ def test_examples_run_on_click_and_the_catalog_tab_needs_a_catalog(clf: Classifi
     assert sum(label in d["outputs"] for d in config["dependencies"]) == 2  # the Tag button and an example's click
     tabs = lambda cfg: [c["props"].get("label") for c in cfg["components"] if c["type"] == "tabitem"]  # noqa: E731
     assert "Search a catalog" not in tabs(config)
+    (live,) = [d for d in config["dependencies"] if d.get("api_name") == "live"]
+    assert live["time_limit"] == app_module.LIVE_SECONDS
     assert "Search a catalog" in tabs(app_module.build_app(clf, examples=[], db=catalog_db).config)
 
 

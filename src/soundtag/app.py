@@ -30,6 +30,8 @@ MAX_MB = 250  # uploads: 10 minutes of 48 kHz stereo as 32-bit float WAV (230 MB
 MAX_FILE_SIZE = f"{MAX_MB}mb"
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 LIVE_EVERY = 1.0  # seconds between live classifications
+LIVE_SESSIONS = 16  # Live sessions served at once
+LIVE_SECONDS = 300  # a Live session ends after this long (the page says so)
 MAX_ROWS = 500  # search results shown
 log = logging.getLogger("soundtag.app")
 
@@ -143,12 +145,15 @@ def build_app(clf: Classifier, examples: list[str] | None = None, db: str | Path
                             run_on_click=True, cache_examples=False,
                             label="Examples (ESC-10, CC BY; see examples/README.md)")
         with gr.Tab("Live"):
-            gr.Markdown(f"Tags the last {clf.config.window:g} s of the microphone about once a second.")
+            gr.Markdown(f"Tags the last {clf.config.window:g} s of the microphone about once a second, for up to "
+                        f"{LIVE_SECONDS // 60} minutes a session.")
             mic = gr.Audio(sources=["microphone"], streaming=True, type="numpy", label="Microphone")
             live_label = gr.Label(num_top_classes=3, label="Now hearing")
             state = gr.State()
-            mic.stream(tagger.live, [mic, state], [live_label, state], stream_every=0.5, time_limit=600,
-                       api_name="live")
+            # A Live session costs one 5-s window a second; its own pool of slots, and a time limit, keep a few
+            # clients that connect and go quiet from locking everyone else out of Live (or out of uploads).
+            mic.stream(tagger.live, [mic, state], [live_label, state], stream_every=0.5, time_limit=LIVE_SECONDS,
+                       concurrency_limit=LIVE_SESSIONS, concurrency_id="live", api_name="live")
         if db is not None:
             with gr.Tab("Search a catalog"):
                 catalog_tab(tagger)
