@@ -59,7 +59,8 @@ def test_runs_saved_before_multilabel_training_still_load() -> None:
     (["model.dropout=1.5"], "dropout must lie in [0, 1)"),
     (["frontend.f_max=30000"], "f_max <= sample_rate / 2 (16000 Hz)"),
     (["frontend.hop_length=0"], "1 <= hop_length <= n_fft"),
-    (["audio.sample_rate=16000"], "audio.sample_rate=16000 and frontend.sample_rate=32000 must agree"),
+    (["audio.sample_rate=16000"], "f_max <= sample_rate / 2 (8000 Hz)"),  # the rate is one setting: see below
+    (["audio.sample_rate=16000", "frontend.sample_rate=22050", "frontend.f_max=7000"], "must agree"),
     (["audio.duration=0"], "duration must lie in 0.1-600 s"),
 ])
 def test_out_of_range_values_are_refused_before_anything_runs(overrides: list, message: str) -> None:
@@ -70,3 +71,10 @@ def test_out_of_range_values_are_refused_before_anything_runs(overrides: list, m
 def test_related_values_are_checked_together() -> None:
     cfg = make_config(overrides=["frontend.sample_rate=16000", "frontend.f_max=7000", "audio.sample_rate=16000"])
     assert (cfg.audio.sample_rate, cfg.frontend.f_max) == (16000, 7000.0)
+
+
+def test_the_sample_rate_is_one_setting() -> None:
+    """Given for either section, the rate is the other's too (the frontend must know it to build its filters)."""
+    for key in ("audio.sample_rate", "frontend.sample_rate"):
+        cfg = make_config(overrides=[f"{key}=16000", "frontend.f_max=7000"])
+        assert cfg.audio.sample_rate == cfg.frontend.sample_rate == 16000

@@ -49,7 +49,7 @@ class RunConfig:
     def __post_init__(self) -> None:
         if self.audio.sample_rate != self.frontend.sample_rate:
             raise ConfigError(f"audio.sample_rate={self.audio.sample_rate} and frontend.sample_rate="
-                              f"{self.frontend.sample_rate} must agree: set both")
+                              f"{self.frontend.sample_rate} must agree: set one of them")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -113,6 +113,9 @@ def apply_overrides(config: RunConfig, items: list[str]) -> RunConfig:
         if name not in hints:
             raise ConfigError(f"unknown key {key!r}; {section} has {', '.join(hints)}")
         changes[section][name] = _coerce(raw, hints[name], key)
+    rates = {changes[name]["sample_rate"] for name in ("audio", "frontend") if "sample_rate" in changes[name]}
+    if len(rates) == 1:  # one sample rate: given for either section, it is the other's too
+        changes["audio"]["sample_rate"] = changes["frontend"]["sample_rate"] = rates.pop()
     for section, values in changes.items():
         try:
             sections[section] = dataclasses.replace(sections[section], **values)
