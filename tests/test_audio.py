@@ -247,3 +247,10 @@ def test_block_by_block_is_the_whole_in_pieces(tmp_path: Path, suffix: str) -> N
     blocks = list(load_blocks(path, 32000, samples=2 * 30000))  # 0.68 s of stereo
     assert len(blocks) >= 4 and max(map(len, blocks)) <= 0.8 * 32000
     np.testing.assert_allclose(np.concatenate(blocks), load(path, target_rate=32000), atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16, np.uint32])
+def test_unsigned_samples_are_centred(dtype: type) -> None:
+    top = np.iinfo(dtype).max
+    wave = load(np.array([0, top // 2 + 1, top], dtype), sample_rate=16000, target_rate=16000)
+    np.testing.assert_allclose(wave, [-1.0, 0.0, 1.0], atol=1e-2)

@@ -43,8 +43,9 @@ class AudioConfig:
 def to_float(data: np.ndarray, source: object = "array") -> np.ndarray:
     """Scale integer PCM to [-1, 1) float32; float input keeps its values."""
     data = np.asarray(data)
-    if data.dtype == np.uint8:  # 8-bit WAV is unsigned, centred on 128
-        return (data.astype(np.float32) - 128.0) / 128.0
+    if np.issubdtype(data.dtype, np.unsignedinteger):  # unsigned PCM (8-bit WAV) is centred on half its range
+        half = (float(np.iinfo(data.dtype).max) + 1) / 2
+        return ((data - half) / half).astype(np.float32)
     if np.issubdtype(data.dtype, np.integer):
         return (data / float(-np.iinfo(data.dtype).min)).astype(np.float32)
     if np.issubdtype(data.dtype, np.floating):
