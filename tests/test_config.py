@@ -78,3 +78,18 @@ def test_the_sample_rate_is_one_setting() -> None:
     for key in ("audio.sample_rate", "frontend.sample_rate"):
         cfg = make_config(overrides=[f"{key}=16000", "frontend.f_max=7000"])
         assert cfg.audio.sample_rate == cfg.frontend.sample_rate == 16000
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"[1, 2]", "expected an object of sections"), (b'{"train": 5}', "expected an object of sections"),
+    (bytes(range(128, 228)), "not valid JSON"),
+])
+def test_a_config_file_of_the_wrong_shape_is_one_error(tmp_path, content: bytes, message: str) -> None:
+    (tmp_path / "c.json").write_bytes(content)
+    with pytest.raises(ConfigError, match=message):
+        make_config(file=tmp_path / "c.json")
+
+
+def test_an_infinite_count_is_not_an_int() -> None:
+    with pytest.raises(ConfigError, match="not a valid int"):
+        make_config(overrides=["train.epochs=inf"])

@@ -76,12 +76,16 @@ def make_config(preset: str = "default", file: str | Path | None = None, overrid
 
 
 def _read_json(path: Path) -> dict:
+    """A config file: a JSON object of sections, each an object of keys (what a run's config.json holds)."""
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
-    except json.JSONDecodeError as err:
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ConfigError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise ConfigError(f"{path}: expected an object of sections, e.g. {{\"train\": {{\"epochs\": 60}}}}")
+    return data
 
 
 # Keys of runs saved before 0.2 (single-label recipe: mixup, label smoothing, masks under train), skipped when such
@@ -142,7 +146,7 @@ def _coerce(raw: str, kind: object, key: str) -> object:
             return text.lower() in ("true", "1")
         if kind is int:
             number = float(text)
-            if number != int(number):
+            if not number.is_integer():  # 2.5, inf and nan alike
                 raise ValueError(text)
             return int(number)
         return kind(text)
