@@ -224,3 +224,17 @@ def test_a_long_file_is_streamed_to_the_same_answer(clf: Classifier, tmp_path: P
         assert [t["label"] for t in a.tags] == [t["label"] for t in b.tags]
         np.testing.assert_allclose([t["score"] for t in a.tags], [t["score"] for t in b.tags], atol=1e-5)
     np.testing.assert_allclose(streamed.embedding, whole.embedding, atol=1e-5)
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("ood.safetensors", b"garbage", "ood.safetensors: unreadable"),
+    ("model.onnx", b"\x08\x07garbage", "model.onnx: not a loadable ONNX model"),
+])
+def test_a_tampered_companion_file_is_one_model_error(tmp_path: Path, name: str, content: bytes, message: str) -> None:
+    from soundtag.errors import ModelError
+    from soundtag.model import save_model
+
+    save_model(tmp_path, tiny_bundle(CLASSES))
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(ModelError, match=message):
+        Classifier.load(tmp_path, backend="onnx" if name.endswith(".onnx") else "torch")

@@ -22,7 +22,7 @@ from safetensors.torch import load_file
 
 from soundtag.audio import AudioError, load, load_blocks
 from soundtag.decode import is_long
-from soundtag.errors import ConfigError
+from soundtag.errors import ConfigError, ModelError
 from soundtag.events import find_events, presence
 from soundtag.inference_config import InferenceConfig, override
 from soundtag.model import ModelBundle, load_model
@@ -102,9 +102,8 @@ class Classifier:
         $SOUNDTAG_MODEL or the shipped model; `overrides` are `InferenceConfig` fields."""
         folder = model_folder(path)
         onnx_path = folder / "model.onnx" if (folder / "model.onnx").exists() else None
-        ood = folder / OOD_FILE
-        stats = {k: v.numpy().astype(np.float64) for k, v in load_file(ood).items()} if ood.exists() else None
-        return cls(load_model(folder), onnx_path=onnx_path, ood_stats=stats, device=device, **overrides)
+        return cls(load_model(folder), onnx_path=onnx_path, ood_stats=_ood_stats(folder / OOD_FILE), device=device,
+                   **overrides)
 
     def predict(self, source: str | Path | np.ndarray, sample_rate: int | None = None,
                 top_k: int | None = None) -> list[dict]:
@@ -246,3 +245,16 @@ class Classifier:
     def _top(self, probs: np.ndarray, k: int) -> list[dict]:
         best = np.argsort(probs)[::-1][:k]
         return [{"label": self.classes[i], "score": float(probs[i])} for i in best]
+
+
+def _ood_stats(path: Path) -> dict[str, np.ndarray] | None:
+    """The unfamiliar-audio statistics written by `soundtag calibrate`, checked; None when the model has none."""
+    if not path.exists():
+        return None
+    try:
+        stats = {k: v.numpy().astype(np.float64) for k, v in load_file(path).items()}
+    except Exception as err:  # safetensors' own error types, for truncated or foreign files
+        raise ModelError(f"{path}: unreadable ({err}); re-create it with `soundtag calibrate`") from None
+    if {"mean", "precision", "threshold"} - set(stats) or not all(np.isfinite(v).all() for v in stats.values()):
+        raise ModelError(f"{path}: not the statistics `soundtag calibrate` writes (mean, precision, threshold)")
+    return stats

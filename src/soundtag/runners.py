@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from soundtag.errors import ModelError
 from soundtag.model import ModelBundle, Pipeline
 
 BATCH = 64  # windows per model call
@@ -52,7 +53,11 @@ def onnx_runner(bundle: ModelBundle, onnx_path: str | Path | None) -> Runner:
         onnx_path = export_onnx(bundle, Path(tempfile.mkdtemp(prefix="soundtag-")) / "model.onnx")
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()  # one thread setting for both backends
-    session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    try:
+        session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
+    except Exception as err:  # onnxruntime's own error types, for truncated or foreign files
+        raise ModelError(f"{onnx_path}: not a loadable ONNX model ({str(err).splitlines()[0]}); re-export it with "
+                         "`soundtag onnx`") from None
 
     def run(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         probs, embedding = session.run(None, {"wave": np.ascontiguousarray(windows, dtype=np.float32)})
