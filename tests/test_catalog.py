@@ -454,3 +454,17 @@ def test_a_long_file_is_tagged_block_by_block_to_the_same_rows(clf: Classifier, 
             assert len(rows_a) == len(rows_b) > 0
             for x, y in zip(rows_a, rows_b):
                 assert x[0] == y[0] and x[1:] == pytest.approx(y[1:], rel=1e-4, abs=1e-4)
+
+
+def test_a_catalog_that_cannot_be_written_is_read_as_it_is(clf: Classifier, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    make_library(tmp_path / "lib")
+    db = tmp_path / "cat.db"
+    tag_library([tmp_path / "lib"], db, clf, workers=0)
+    expected = search(db, CLASSES[0], min_score=0.0)
+
+    def read_only_disk(_db: object) -> None:
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    monkeypatch.setattr(catalog, "connect", read_only_disk)
+    assert search(db, CLASSES[0], min_score=0.0) == expected

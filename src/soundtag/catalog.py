@@ -75,10 +75,20 @@ def connect(db: str | Path) -> sqlite3.Connection:
 
 
 def open_catalog(db: str | Path) -> sqlite3.Connection:
-    """Open a catalog that must exist already (for reading)."""
+    """Open a catalog that must exist already, for reading; one on a read-only disk (or one this user may not
+    write) is opened read-only, as it is."""
     if not Path(db).is_file():
         raise FileNotFoundError(f"{db}: no such catalog; create it with `soundtag tag ROOT --db {db}`")
-    return connect(db)
+    try:
+        return connect(db)
+    except sqlite3.OperationalError as err:
+        if "readonly" not in str(err) and "unable to open" not in str(err):
+            raise
+    conn = sqlite3.connect(f"{Path(db).resolve().as_uri()}?mode=ro&immutable=1", uri=True)
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'assets'").fetchone() is None:
+        conn.close()
+        raise CatalogError(f"{db}: not a soundtag catalog (it has no assets table)")
+    return conn
 
 
 @contextmanager
