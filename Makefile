@@ -65,9 +65,10 @@ bench: data setup  # on a quiet machine: these time things
 	$(BIN)/python bench/tag_throughput.py --data $(DATA)
 	$(BIN)/python bench/precision.py --data $(DATA)
 	$(BIN)/python bench/ann.py --data $(DATA)
-	$(BIN)/python bench/robustness.py --data $(DATA) --cv results/esc50-multilabel --name "multi-label (0.2)"
-	$(BIN)/python bench/mixtures.py --data $(DATA) --cv results/esc50-multilabel --name "multi-label (0.2)"
-	$(BIN)/python bench/qa_ood.py --data $(DATA) --cv results/esc50-multilabel
+	$(BIN)/python bench/robustness.py --data $(DATA) --cv results/esc50 --name "multi-label (0.2)"
+	$(BIN)/python bench/mixtures.py --data $(DATA) --cv results/esc50 --name "multi-label (0.2)"
+	$(BIN)/python bench/qa_ood.py --data $(DATA) --cv results/esc50
+	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/load_app.py
 	$(BIN)/python bench/live_delay.py
 
