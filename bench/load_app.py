@@ -1,9 +1,12 @@
 """Bounded load test of the web app on 127.0.0.1: 20 concurrent clients send 1,000 clips in all, then it stops.
 
-    python bench/load_app.py [--model runs/esc50/fold1] [--clients 20] [--requests 1000]
+    python bench/load_app.py [--model runs/esc50/fold1] [--clients 20] [--requests 1000] [--hostile 5]
 
 The app runs in its own process (`soundtag app`); each client is a gradio_client uploading a 5-s ESC-50-like clip
-to the `predict` endpoint. Records errors, latency p50/p99 and the server's resident memory over the run.
+to the `predict` endpoint. Records errors, latency p50/p99 and the server's resident memory over the run. With
+--hostile N, every Nth upload is one of: 2 h of silence as FLAC (1 MB), 2 minutes of 8 channels at 384 kHz, an
+.m3u8 playlist naming a file on the server, and random bytes; each must be refused with a message (counted as
+`refused`), and the ordinary clips must still all succeed (`errors`).
 """
 
 from __future__ import annotations
@@ -50,11 +53,26 @@ def wait_for(url: str, proc: subprocess.Popen, seconds: float = 180) -> Client:
     sys.exit(f"the app did not answer at {url} within {seconds:.0f} s")
 
 
+def hostile_files(folder: Path, secret: Path) -> list[Path]:
+    """Uploads the app must refuse without holding them whole or reading other files for them."""
+    def silence(name: str, seconds: int, rate: int, channels: int) -> Path:
+        subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"anullsrc=r={rate}:cl=mono", "-t",
+                        str(seconds), "-ac", str(channels), str(folder / name)], check=True)
+        return folder / name
+
+    playlist = folder / "playlist.m3u8"
+    playlist.write_text(f"#EXTM3U\n#EXTINF:5,\n{secret}\n#EXT-X-ENDLIST\n")
+    garbage = folder / "garbage.wav"
+    garbage.write_bytes(np.random.default_rng(1).integers(0, 256, 100_000, dtype=np.uint8).tobytes())
+    return [silence("two_hours.flac", 7200, 44100, 1), silence("wide.flac", 120, 384000, 8), playlist, garbage]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None, help="model folder (default: the shipped model)")
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--hostile", type=int, default=0, help="every Nth upload is hostile (default: none)")
     args = parser.parse_args()
     port = free_port()
     cmd = [sys.executable, "-m", "soundtag.cli", "app", "--port", str(port)]
@@ -67,6 +85,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             clip = Path(tmp) / "clip.wav"
             sf.write(clip, (0.1 * rng.standard_normal(44100 * 5)).astype(np.float32), 44100, subtype="PCM_16")
+            hostile = hostile_files(Path(tmp), clip) if args.hostile else []
             memory, done = [rss_mb(server.pid)], threading.Event()
 
             def sample_memory() -> None:
@@ -77,15 +96,20 @@ def main() -> None:
             sampler.start()
 
             errors: list[str] = []
+            refused = []
 
             def one(i: int) -> tuple[float, bool]:
+                bad = args.hostile and i % args.hostile == args.hostile - 1
+                upload = hostile[(i // args.hostile) % len(hostile)] if bad else clip
                 began = time.perf_counter()
                 try:
-                    clients[i % args.clients].predict(handle_file(str(clip)), api_name="/predict")
-                    return time.perf_counter() - began, True
+                    clients[i % args.clients].predict(handle_file(str(upload)), api_name="/predict")
+                    if bad:
+                        errors.append(f"{upload.name} was tagged, not refused")
+                    return time.perf_counter() - began, not bad
                 except Exception as err:  # counted and reported, never raised: the run must finish
-                    errors.append(f"{type(err).__name__}: {err}")
-                    return time.perf_counter() - began, False
+                    (refused if bad else errors).append(f"{type(err).__name__}: {err}")
+                    return time.perf_counter() - began, bool(bad)
 
             began = time.perf_counter()
             with ThreadPoolExecutor(args.clients) as pool:
@@ -100,8 +124,10 @@ def main() -> None:
     for message in sorted(set(errors))[:5]:
         print("error:", message[:300], file=sys.stderr)
     third = max(1, len(memory) // 3)
-    report("load_app" if args.requests == 1000 else f"load_app_{args.requests}", [{
-        "requests": args.requests, "clients": args.clients, "errors": sum(not ok for _, ok in results),
+    name = "load_app" + ("_hostile" if args.hostile else "" if args.requests == 1000 else f"_{args.requests}")
+    report(name, [{
+        "requests": args.requests, "clients": args.clients, "hostile_every": args.hostile, "refused": len(refused),
+        "errors": sum(not ok for _, ok in results),
         "p50_ms": 1000 * float(np.percentile(latencies, 50)), "p99_ms": 1000 * float(np.percentile(latencies, 99)),
         "requests_s": args.requests / wall, "rss_start_mb": memory[0],
         "rss_first_third_mb": float(np.mean(memory[:third])), "rss_last_third_mb": float(np.mean(memory[-third:])),
