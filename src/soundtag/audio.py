@@ -67,8 +67,13 @@ def to_mono(data: np.ndarray, source: object = "array") -> np.ndarray:
 
 def prepare(data: np.ndarray, sample_rate: int, target_rate: int, source: object = "array") -> np.ndarray:
     """Validate decoded samples and return mono float32 at `target_rate`, any length."""
-    blocks = list(prepare_blocks([(data, sample_rate)], target_rate, source))
-    return blocks[0] if len(blocks) == 1 else np.concatenate(blocks)
+    _check_rate(sample_rate, source)
+    mono = _checked_mono(data, source)
+    if not len(mono):
+        raise AudioError(source, "contains no samples")
+    if sample_rate != target_rate:  # one call: faster than the stream of prepare_blocks for a short clip
+        mono = soxr.resample(mono, sample_rate, target_rate, quality="HQ")
+    return np.ascontiguousarray(mono, dtype=np.float32)
 
 
 def prepare_blocks(blocks: Iterable[tuple[np.ndarray, int]], target_rate: int,
@@ -78,9 +83,7 @@ def prepare_blocks(blocks: Iterable[tuple[np.ndarray, int]], target_rate: int,
     resampler, total = None, 0
     for data, sample_rate in blocks:
         if resampler is None:
-            if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
-                raise AudioError(source, f"impossible sample rate {sample_rate} Hz "
-                                         f"(expected {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz)")
+            _check_rate(sample_rate, source)
             resampler = soxr.ResampleStream(sample_rate, target_rate, 1, dtype="float32", quality="HQ") \
                 if sample_rate != target_rate else False
         mono = _checked_mono(data, source)
@@ -92,6 +95,12 @@ def prepare_blocks(blocks: Iterable[tuple[np.ndarray, int]], target_rate: int,
         raise AudioError(source, "contains no samples")
     if resampler:
         yield resampler.resample_chunk(np.zeros(0, np.float32), last=True)
+
+
+def _check_rate(sample_rate: int, source: object) -> None:
+    if not MIN_SAMPLE_RATE <= sample_rate <= MAX_SAMPLE_RATE:
+        raise AudioError(source, f"impossible sample rate {sample_rate} Hz "
+                                 f"(expected {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz)")
 
 
 def _checked_mono(data: np.ndarray, source: object) -> np.ndarray:

@@ -52,12 +52,9 @@ def decode_blocks(path: str | Path, samples: int | None = BLOCK_SAMPLES) -> Iter
     with the sample rate."""
     path = _checked(Path(path))
     try:
-        with path.open("rb") as file:  # libsndfile gets the open file: any name works, UTF-8 or not
-            info = sf.info(file)
-            _check_header(path, info, whole=samples is None)
-            file.seek(0)
-            with sf.SoundFile(file) as sound:
-                yield from _soundfile_blocks(sound, samples)
+        with path.open("rb") as file, sf.SoundFile(file) as sound:  # the open file: any name works, UTF-8 or not
+            _check_header(path, sound, whole=samples is None)
+            yield from _soundfile_blocks(sound, samples)
         return
     except PermissionError:
         raise AudioError(path, "cannot be read: permission denied") from None
@@ -101,7 +98,7 @@ def _checked(path: Path) -> Path:
     return path
 
 
-def _check_header(path: Path, info: sf._SoundFileInfo, whole: bool) -> None:
+def _check_header(path: Path, info: sf.SoundFile, whole: bool) -> None:
     if _wav_is_truncated(info):
         raise AudioError(path, "truncated: the WAV header promises more samples than the file holds")
     if whole and info.frames * info.channels * 4 > MAX_DECODED_BYTES:
@@ -125,7 +122,7 @@ def _soundfile_blocks(sound: sf.SoundFile, samples: int | None) -> Iterator[tupl
             return
 
 
-def _wav_is_truncated(info: sf._SoundFileInfo) -> bool:
+def _wav_is_truncated(info: sf.SoundFile) -> bool:
     """libsndfile reads a cut-off WAV without complaint; its header report shows the shortfall. A size of
     0xFFFFFFFF is not a promise: it is what a WAV written to a pipe (`ffmpeg ... -f wav -`) carries, whose length
     was unknown when the header was written; libsndfile reads all it holds."""
