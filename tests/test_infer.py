@@ -238,3 +238,27 @@ def test_a_tampered_companion_file_is_one_model_error(tmp_path: Path, name: str,
     (tmp_path / name).write_bytes(content)
     with pytest.raises(ModelError, match=message):
         Classifier.load(tmp_path, backend="onnx" if name.endswith(".onnx") else "torch")
+
+
+def test_a_decompression_bomb_is_streamed_in_bounded_memory(clf: Classifier, tmp_path: Path) -> None:
+    """An hour of silence is a few kB of FLAC and 460 MB of samples at the model's rate: the memory an analysis
+    holds must not grow with the length of the file."""
+    import tracemalloc
+
+    import soundfile as sf
+
+    def peak_for(minutes: int) -> float:
+        path = tmp_path / f"bomb{minutes}.flac"
+        with sf.SoundFile(path, "w", 8000, 1) as f:
+            for _ in range(minutes):
+                f.write(np.zeros(8000 * 60, np.float32))
+        assert path.stat().st_size < 1_000_000
+        tracemalloc.start()
+        result = clf.analyze(path)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert result.duration == pytest.approx(60.0 * minutes) and result.silent
+        return peak
+
+    short, long = peak_for(20), peak_for(60)
+    assert long < 1.25 * short and long < 200e6, f"{short / 1e6:.0f} MB for 20 min, {long / 1e6:.0f} MB for 60"
