@@ -23,3 +23,14 @@ def test_timeline_figure_spans_the_whole_recording() -> None:
 def test_timeline_says_when_nothing_was_found() -> None:
     fig = timeline_figure(LogMel(FrontendConfig()), np.zeros(32000, np.float32), [])
     assert "no sound reached" in fig.axes[1].texts[0].get_text()
+
+
+def test_blocks_draw_the_picture_of_the_whole() -> None:
+    """A long file is drawn from its blocks as they are decoded (`predict --plots`): the same picture, near enough."""
+    wave = np.concatenate([np.zeros(32000 * 50, np.float32), tone(3000.0, 32000, 30.0)])
+    frontend = LogMel(FrontendConfig())
+    whole = np.asarray(timeline_figure(frontend, wave, []).axes[0].images[0].get_array())
+    blocks = [wave[i:i + 700_000] for i in range(0, len(wave), 700_000)]
+    pieces = np.asarray(timeline_figure(frontend, iter(blocks), [], seconds=80.0).axes[0].images[0].get_array())
+    assert abs(pieces.shape[1] - whole.shape[1]) <= len(blocks)  # a frame more where each block starts
+    assert np.median(np.abs(pieces[:, :whole.shape[1] - 10] - whole[:, :whole.shape[1] - 10])) < 1.0  # dB

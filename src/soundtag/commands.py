@@ -102,8 +102,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def _plot(clf: object, path: str, result: object, folder: Path, drawn: set[Path]) -> Path:
     """Draw `path`'s timeline into `folder`, named after the file (numbered when two files of this run share a
-    name); `drawn` holds the pictures this run has written."""
-    from soundtag.audio import load
+    name), decoding it again a block at a time; `drawn` holds the pictures this run has written."""
+    from soundtag.audio import load_blocks
     from soundtag.features import LogMel
     from soundtag.timeline import timeline_figure
 
@@ -112,8 +112,9 @@ def _plot(clf: object, path: str, result: object, folder: Path, drawn: set[Path]
     while out in drawn:
         n += 1
         out = folder / f"{Path(path).stem}-{n}.png"
-    wave = load(path, None, clf.sample_rate)
-    timeline_figure(LogMel(clf.bundle.frontend), wave, result.events, title=Path(path).name).savefig(out, dpi=100)
+    blocks = load_blocks(path, clf.sample_rate)
+    timeline_figure(LogMel(clf.bundle.frontend), blocks, result.events, title=Path(path).name,
+                    seconds=result.duration).savefig(out, dpi=100)
     drawn.add(out)
     return out
 

@@ -3,6 +3,8 @@ scale) above its events (one row per sound, a bar where it is present, darker fo
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import torch
 from matplotlib.figure import Figure
@@ -14,29 +16,38 @@ CHUNK_SECONDS = 60.0  # audio turned into a spectrogram at a time, so hours of a
 HZ_TICKS = (100, 250, 500, 1_000, 2_000, 4_000, 8_000, 12_000)
 
 
-def mel_image(frontend: LogMel, wave: np.ndarray) -> np.ndarray:
-    """Mel power in dB `(n_mels, columns)` of the whole wave, at most MAX_COLUMNS columns."""
+def mel_image(frontend: LogMel, blocks: Iterable[np.ndarray], seconds: float) -> np.ndarray:
+    """Mel power in dB `(n_mels, columns)` of audio `seconds` long that comes a block at a time, averaged down to at
+    most about MAX_COLUMNS columns as it comes: hours of audio need little memory."""
     c = frontend.config
-    step = int(CHUNK_SECONDS * c.sample_rate)
+    pool = max(1, -(-c.num_frames(round(seconds * c.sample_rate)) // MAX_COLUMNS))
+    step, columns, rest = int(CHUNK_SECONDS * c.sample_rate), [], torch.zeros(c.n_mels, 0)
     with torch.inference_mode():
-        power = torch.cat([frontend.power_mel(torch.from_numpy(wave[i:i + step]))
-                           for i in range(0, max(len(wave), 1), step)], dim=-1)
-    pool = -(-power.shape[-1] // MAX_COLUMNS)
-    if pool > 1:
-        power = torch.nn.functional.avg_pool1d(power[None], pool, ceil_mode=True)[0]
+        for block in blocks:
+            for i in range(0, len(block), step):
+                rest = torch.cat([rest, frontend.power_mel(torch.from_numpy(block[i:i + step]))], dim=-1)
+                whole = rest.shape[-1] // pool * pool
+                columns.append(rest[:, :whole].reshape(c.n_mels, -1, pool).mean(-1))
+                rest = rest[:, whole:]
+        if rest.shape[-1]:
+            columns.append(rest.mean(-1, keepdim=True))
+    power = torch.cat(columns, dim=-1) if columns else torch.zeros(c.n_mels, 1)
     db = 10 * torch.log10(power.clamp_min(1e-10))
     return torch.maximum(db, db.max() - c.top_db).numpy()
 
 
-def timeline_figure(frontend: LogMel, wave: np.ndarray, events: list[dict], title: str = "") -> Figure:
-    """Spectrogram and event rows of `wave` (at the frontend's rate); `events` as in `Analysis.events`."""
+def timeline_figure(frontend: LogMel, audio: np.ndarray | Iterable[np.ndarray], events: list[dict], title: str = "",
+                    seconds: float | None = None) -> Figure:
+    """Spectrogram and event rows of `audio` at the frontend's rate: an array, or blocks of it (`load_blocks`) with
+    their `seconds` in all; `events` as in `Analysis.events`."""
     c = frontend.config
-    seconds = len(wave) / c.sample_rate
+    if isinstance(audio, np.ndarray):
+        audio, seconds = [audio], len(audio) / c.sample_rate
     labels = sorted({e["label"] for e in events}, key=lambda x: min(e["start"] for e in events if e["label"] == x))
     fig = Figure(figsize=(10, 3.2 + 0.28 * max(len(labels), 1)))
     spec_ax, event_ax = fig.subplots(2, 1, sharex=True, height_ratios=[3, max(1, 0.35 * len(labels))])
     lo, hi = hz_to_mel(c.f_min), hz_to_mel(c.f_max)
-    spec_ax.imshow(mel_image(frontend, wave), origin="lower", aspect="auto", cmap="magma",
+    spec_ax.imshow(mel_image(frontend, audio, seconds), origin="lower", aspect="auto", cmap="magma",
                    extent=(0, seconds, lo, hi))
     ticks = [hz for hz in HZ_TICKS if c.f_min <= hz <= c.f_max]
     spec_ax.set_yticks(hz_to_mel(np.array(ticks)), [f"{hz / 1000:g}k" if hz >= 1000 else str(hz) for hz in ticks])
