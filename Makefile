@@ -67,6 +67,8 @@ bench: data setup  # on a quiet machine: these time things
 	$(BIN)/python bench/ann.py --data $(DATA)
 	$(BIN)/python bench/robustness.py --data $(DATA) --cv results/esc50 --name "multi-label (0.2)"
 	$(BIN)/python bench/mixtures.py --data $(DATA) --cv results/esc50 --name "multi-label (0.2)"
+	$(BIN)/python bench/robustness.py --data $(DATA) --cv results/esc50-v0.1 --name "single-label (0.1)" --aggregate mean
+	$(BIN)/python bench/mixtures.py --data $(DATA) --cv results/esc50-v0.1 --name "single-label (0.1)"
 	$(BIN)/python bench/qa_ood.py --data $(DATA) --cv results/esc50
 	$(BIN)/python bench/memory.py
 	$(BIN)/python bench/load_app.py

@@ -49,6 +49,8 @@ def test_bad_preset_and_file(tmp_path: Path) -> None:
 def test_runs_saved_before_multilabel_training_still_load() -> None:
     old = {"train": {"epochs": 150, "mixup_alpha": 0.5, "label_smoothing": 0.1, "freq_masks": 2}}
     assert from_dict(old).train.epochs == 150
+    assert from_dict(old).model.output == "softmax"  # 0.1's runs were single-label (a resume must stay so)
+    assert from_dict({"model": {"dropout": 0.5}}).model.output == "sigmoid"  # a partial config keeps the default
     with pytest.raises(ConfigError, match=r"unknown key 'train\.mixup_alpha'"):
         make_config(overrides=["train.mixup_alpha=0.2"])  # a retired key is not a setting any more
 

@@ -95,10 +95,14 @@ RETIRED = {"train.label_smoothing", "train.mixup_alpha", "train.time_shift", "tr
 
 
 def from_dict(data: dict, base: RunConfig = RunConfig()) -> RunConfig:
-    """Build a RunConfig from nested dicts; every key must exist (or be RETIRED) and every value fit its type."""
-    items = [f"{section}.{key}={json.dumps(value)}" for section, values in data.items()
-             for key, value in (values.items() if isinstance(values, dict) else [(None, values)])
-             if f"{section}.{key}" not in RETIRED]
+    """Build a RunConfig from nested dicts; every key must exist (or be RETIRED) and every value fit its type. A run
+    saved before 0.2 (it holds RETIRED keys) was single-label: its model output is softmax unless it says otherwise,
+    as `load_model` reads its fold models."""
+    keys = [(f"{section}.{key}", value) for section, values in data.items()
+            for key, value in (values.items() if isinstance(values, dict) else [(None, values)])]
+    items = [f"{key}={json.dumps(value)}" for key, value in keys if key not in RETIRED]
+    if any(key in RETIRED for key, _ in keys) and "output" not in data.get("model", {}):
+        items.insert(0, "model.output=softmax")
     return apply_overrides(base, items)
 
 
