@@ -7,8 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 from soundtag.errors import ConfigError
+from soundtag.events import AGGREGATES
 
-AGGREGATES = ("max", "mean")
 BACKENDS = ("torch", "onnx")
 PRECISIONS = ("fp32", "bf16")
 
