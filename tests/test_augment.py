@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from soundtag.augment import NYQUISTS_HZ, AugmentConfig, Augmenter, mix_at, spec_augment
+from soundtag.augment import NYQUISTS_HZ, AugmentConfig, Augmenter, mix_at, spec_augment, swing
 from soundtag.config import ConfigError, make_config
 from soundtag.features import FrontendConfig, LogMel
 
@@ -102,6 +102,28 @@ def test_noise_sets_the_snr(clips: tuple) -> None:
     x, _ = raw(aug, np.arange(8))
     added = aug.dbfs(x - clips[1]) - aug.dbfs(clips[1])
     assert ((added < -19.9) & (added > -30.1)).all()
+
+
+def test_noise_level_swings_within_its_depth_and_keeps_the_snr(clips: tuple) -> None:
+    frame_db = {}
+    for depth in (0.0, 8.0):
+        aug = augmenter(clips, noise=1.0, snr_db_min=10.0, noise_swing_db=depth)
+        x, _ = raw(aug, np.arange(8))
+        added = x - clips[1]
+        frame_db[depth] = 10 * torch.log10(added[:, 32:].mean(1))  # (clips, frames); upper bands: brown noise
+        # wanders by itself in the lowest ones
+        level = aug.dbfs(added) - aug.dbfs(clips[1])
+        assert ((level < -9.9) & (level > -30.1)).all()  # whole-clip SNR as before
+    spread = {d: v.std(1).mean() for d, v in frame_db.items()}
+    assert spread[8.0] > 1.3 * spread[0.0]  # frame levels move more than the noise's own fluctuation
+
+
+def test_swing_peaks_within_depth_and_zero_depth_is_steady() -> None:
+    gains = swing(6, 500, 0.01, np.array([0.0, 3.0, 3.0, 8.0, 8.0, 8.0]), np.random.default_rng(0))
+    db = 10 * torch.log10(gains)
+    assert (db[0] == 0).all()
+    assert (db[1:3].abs() <= 3.0 + 1e-5).all() and (db[3:].abs() <= 8.0 + 1e-5).all()
+    assert (db[1:].std(1) > 0.01).all()
 
 
 def test_a_noise_floor_lies_30_to_60_db_down(clips: tuple) -> None:

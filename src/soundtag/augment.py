@@ -31,7 +31,7 @@ WHITE_NOISE_SEED = 12_345
 class AugmentConfig:
     """Each condition's probability per training example (0 turns it off) and its range."""
 
-    mix: float = 0.5  # a mixture of this clip and one or two other training clips
+    mix: float = 0.6  # a mixture of this clip and one or two other training clips
     mix_three: float = 0.3  # of the mixtures, the share with three clips
     mix_db: float = 10.0  # level of each added clip relative to the first, uniform in +-mix_db (whole-clip power)
     context: float = 0.2  # the clip moved up to 60 % out of the window (no wrap-around) over steady noise
@@ -39,6 +39,7 @@ class AugmentConfig:
     rooms: int = 2  # reverberant copies of each clip in the cache, each in a room of its own (soundtag.rooms)
     noise: float = 0.4  # white, pink or brown noise at snr_db_min to 30 dB SNR
     snr_db_min: float = -5.0
+    noise_swing_db: float = 8.0  # the noise's level wanders by up to +-this many dB over 0.2-2 s (real background)
     floor: float = 0.4  # otherwise, a noise floor 30 to 60 dB down: real recordings are never digitally silent
     eq: float = 0.3  # device colouring: a random tilt and three bumps of up to +-eq_db
     eq_db: float = 6.0
@@ -56,7 +57,8 @@ class AugmentConfig:
                      "background_only"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"a probability, must lie in [0, 1]; got {getattr(self, name)}")
-        for name in ("mix_db", "eq_db", "rooms", "freq_masks", "freq_mask_width", "time_masks", "time_mask_width"):
+        for name in ("mix_db", "noise_swing_db", "eq_db", "rooms", "freq_masks", "freq_mask_width", "time_masks",
+                     "time_mask_width"):
             if not 0 <= getattr(self, name) < 1e4:
                 raise ValueError(f"must be zero or positive (and finite); got {getattr(self, name)}")
         if not -30.0 <= self.snr_db_min <= 30.0:
@@ -77,6 +79,7 @@ class Augmenter:
         self.cfg, self.frontend, self.power, self.labels, self.rooms = config, frontend, power, labels, rooms
         self.pool, self.n_classes = pool, n_classes
         self.noise, self.full_scale = noise_bank(frontend, num_samples)
+        self.frame_s = frontend.config.hop_length / frontend.config.sample_rate
         weights = frontend.filterbank.T.double()  # (n_mels, fft bins)
         self.band_hz = (weights * fft_hz(frontend)).sum(1) / weights.sum(1)  # each band's centre of mass
         share = weights.cumsum(1) / weights.sum(1, keepdim=True)  # share of each band below each FFT bin
@@ -162,6 +165,7 @@ class Augmenter:
         n = len(rows)
         noise = _roll(self.noise[rng.integers(0, len(self.noise), n)], rng.integers(0, x.shape[-1], n))
         quiet_floor = floor[rows.numpy()]
+        noise = noise * swing(n, x.shape[-1], self.frame_s, self.cfg.noise_swing_db * ~quiet_floor, rng)[:, None]
         snr = torch.from_numpy(rng.uniform(np.where(quiet_floor, 30.0, self.cfg.snr_db_min),
                                            np.where(quiet_floor, 60.0, 30.0))).float()
         alone_db = torch.from_numpy(rng.uniform(-70.0, -20.0, n)).float() + self.full_scale
@@ -204,6 +208,20 @@ class Augmenter:
     def dbfs(self, x: torch.Tensor) -> torch.Tensor:
         """Level `(batch,)` in dB relative to a full-scale white noise (RMS 1), from mel power."""
         return _level_db(x) - self.full_scale
+
+
+def swing(n: int, frames: int, frame_s: float, depth_db: np.ndarray, rng: np.random.Generator) -> torch.Tensor:
+    """Power gains `(n, frames)` of a level that wanders smoothly: random dB values every 0.2 to 2 s (one spacing
+    per item), linearly joined, scaled to peak at up to `depth_db` `(n,)` dB (0: steady). Traffic, crowds and
+    wind rise and fall; stationary training noise left the benchmark's swinging noise 10 points harder."""
+    db = torch.zeros(n, frames)
+    for i in np.flatnonzero(depth_db > 0):
+        step = max(1, int(rng.uniform(0.2, 2.0) / frame_s))
+        knots = torch.from_numpy(rng.uniform(-1.0, 1.0, frames // step + 2)).float()
+        curve = torch.nn.functional.interpolate(knots[None, None], scale_factor=step, mode="linear",
+                                                align_corners=False)[0, 0]
+        db[i] = curve[:frames] * float(rng.uniform(0.0, depth_db[i]))
+    return 10 ** (db / 10)
 
 
 def mix_at(first: torch.Tensor, second: torch.Tensor, db: torch.Tensor) -> torch.Tensor:
