@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import TINY
@@ -14,7 +15,7 @@ from conftest import TINY
 from soundtag import train
 from soundtag.config import PRESETS, ConfigError, make_config
 from soundtag.model import load_model
-from soundtag.train import loss_fn, lr_at, run
+from soundtag.train import loss_fn, lr_at, prefetched, run
 
 
 def read_log(fold_dir: Path) -> list[dict]:
@@ -90,6 +91,25 @@ def test_loss_fn_multilabel_and_softmax() -> None:
     torch.testing.assert_close(loss_fn(logits, both, "softmax"), expected)
 
 
+def test_prefetched_batches_come_in_order_with_the_same_draws() -> None:
+    def batches(ahead: int) -> list:
+        rng = np.random.default_rng(0)
+        return list(prefetched(lambda n: (n, rng.random(3)), range(10), ahead))
+    plain = batches(0)
+    for ahead in (1, 4, 20):
+        got = batches(ahead)
+        assert [n for n, _ in got] == list(range(10))
+        np.testing.assert_array_equal(np.stack([r for _, r in got]), np.stack([r for _, r in plain]))
+
+
+def test_more_processes_than_gpus_is_one_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    with pytest.raises(ConfigError, match="no GPU of its own"):
+        train.pick_device()
+
+
 def test_schedule_warms_up_then_decays() -> None:
     lrs = [lr_at(s, 100, 10, 1.0) for s in range(100)]
     assert lrs[0] == pytest.approx(0.1) and max(lrs) == pytest.approx(1.0) and lrs[-1] < 0.01
@@ -103,7 +123,7 @@ def test_torchrun_two_cpu_processes(tone_dataset: Path, tmp_path: Path) -> None:
     cmd = [torchrun, "--standalone", "--nproc_per_node=2", "-m", "soundtag.cli", "train", "--data",
            str(tone_dataset), "--out", str(tmp_path / "ddp"), "--folds", "1", "--preset", "smoke",
            *TINY, "train.epochs=2"]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": ""}  # CPU processes on a GPU machine too
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert len(read_log(tmp_path / "ddp" / "fold1")) == 2

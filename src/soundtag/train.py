@@ -14,7 +14,11 @@ import os
 import platform
 import subprocess
 import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +35,7 @@ from soundtag.features import LogMel
 from soundtag.model import ModelBundle, SoundCNN, clip_inference, predict_logits, save_model
 
 LOG_FIELDS = ("epoch", "lr", "train_loss", "val_loss", "val_acc", "seconds")
+PREFETCH = 4  # batches made ahead on the CPU while a GPU trains
 
 
 def lr_at(step: int, total: int, warmup: int, peak: float) -> float:
@@ -44,6 +49,9 @@ def pick_device() -> tuple[torch.device, torch.dtype | None]:
     """The device and its autocast dtype: bf16 on CPU (measured 3x faster here) and on bf16-capable GPUs."""
     if torch.cuda.is_available():
         local = int(os.environ.get("LOCAL_RANK", 0))
+        if local >= torch.cuda.device_count():
+            raise ConfigError(f"process {local} of this machine has no GPU of its own ({torch.cuda.device_count()} "
+                              "visible): start as many processes as GPUs (torchrun --nproc_per_node)")
         torch.cuda.set_device(local)
         return torch.device("cuda", local), torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     return torch.device("cpu"), torch.bfloat16
@@ -106,11 +114,12 @@ def train_fold(cfg: RunConfig, power: torch.Tensor, labels: torch.Tensor, train_
         order = rng.permutation(train_idx)[rank::world]
         losses = []
         ddp.train()
-        for step in range(steps_per_epoch):
+        chunks = (order[step * per_rank:(step + 1) * per_rank] for step in range(steps_per_epoch))
+        ahead = PREFETCH if device.type == "cuda" else 0  # on CPU the batch and the step share the same cores
+        for step, (x, y) in enumerate(prefetched(partial(augmenter, rng=rng), chunks, ahead)):
             lr = lr_at(epoch * steps_per_epoch + step, total, warmup, t.lr)
             for group in opt.param_groups:
                 group["lr"] = lr
-            x, y = augmenter(order[step * per_rank:(step + 1) * per_rank], rng)
             with torch.autocast(device.type, amp_dtype, enabled=t.amp):
                 logits = ddp(x.to(device))
             loss = loss_fn(logits.float(), y.to(device), cfg.model.output)
@@ -135,6 +144,23 @@ def train_fold(cfg: RunConfig, power: torch.Tensor, labels: torch.Tensor, train_
         if world > 1:
             dist.barrier()
     return model
+
+
+def prefetched(make: Callable, items: Iterable, ahead: int) -> Iterator:
+    """`make(item)` for each item in order; with `ahead` > 0 computed up to that many items ahead in one worker
+    thread, so a GPU does not wait for the CPU to build its next batch. One worker runs them in order, so draws from
+    a shared random generator come out the same as without prefetching."""
+    if ahead <= 0:
+        yield from map(make, items)
+        return
+    with ThreadPoolExecutor(1) as pool:
+        pending: deque = deque()
+        for item in items:
+            pending.append(pool.submit(make, item))
+            if len(pending) > ahead:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def _save_checkpoint(path: Path, model: SoundCNN, opt: torch.optim.Optimizer, epoch: int, log: list) -> None:
