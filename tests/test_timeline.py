@@ -34,3 +34,8 @@ def test_blocks_draw_the_picture_of_the_whole() -> None:
     pieces = np.asarray(timeline_figure(frontend, iter(blocks), [], seconds=80.0).axes[0].images[0].get_array())
     assert abs(pieces.shape[1] - whole.shape[1]) <= len(blocks)  # a frame more where each block starts
     assert np.median(np.abs(pieces[:, :whole.shape[1] - 10] - whole[:, :whole.shape[1] - 10])) < 1.0  # dB
+
+
+def test_blocks_without_their_length_are_refused() -> None:
+    with pytest.raises(ValueError, match="pass seconds"):
+        timeline_figure(LogMel(FrontendConfig()), iter([np.zeros(32_000, np.float32)]), [])

@@ -43,6 +43,8 @@ def timeline_figure(frontend: LogMel, audio: np.ndarray | Iterable[np.ndarray], 
     c = frontend.config
     if isinstance(audio, np.ndarray):
         audio, seconds = [audio], len(audio) / c.sample_rate
+    elif seconds is None:
+        raise ValueError("audio given as blocks needs its length: pass seconds")
     labels = sorted({e["label"] for e in events}, key=lambda x: min(e["start"] for e in events if e["label"] == x))
     fig = Figure(figsize=(10, 3.2 + 0.28 * max(len(labels), 1)))
     spec_ax, event_ax = fig.subplots(2, 1, sharex=True, height_ratios=[3, max(1, 0.35 * len(labels))])
