@@ -14,9 +14,9 @@ from soundtag.infer import DEFAULT_MODEL, Classifier
 from soundtag.model import ModelBundle, save_model
 
 
-@pytest.fixture(scope="module")
-def bundle() -> ModelBundle:
-    return tiny_bundle(["a", "b", "c", "d"], channels=(8, 16, 32), convs=(1, 1, 2))
+@pytest.fixture(scope="module", params=["mean", "mean+max"])
+def bundle(request: pytest.FixtureRequest) -> ModelBundle:
+    return tiny_bundle(["a", "b", "c", "d"], channels=(8, 16, 32), convs=(1, 1, 2), pooling=request.param)
 
 
 def test_export_carries_metadata(bundle: ModelBundle, tmp_path: Path) -> None:

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -47,6 +48,30 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
     assert bundle.classes == ["a", "b", "c"] and bundle.frontend.n_mels == 32
     x = torch.randn(1, 32, 50)
     torch.testing.assert_close(bundle.model(x), model(x))
+
+
+def test_mean_max_pooling_keeps_a_short_event_weight() -> None:
+    torch.manual_seed(0)
+    config = ModelConfig(n_classes=3, channels=(4, 8), convs_per_block=(1, 1))
+    mean, mean_max = SoundCNN(config).eval(), SoundCNN(dataclasses.replace(config, pooling="mean+max")).eval()
+    mean_max.load_state_dict(mean.state_dict())
+    quiet = torch.zeros(1, 64, 1600)
+    event = quiet.clone()
+    event[..., 800:832] = 10.0  # 32 frames (0.3 s at a 10-ms hop) in 16 s
+    with torch.no_grad():
+        frames = mean.blocks(event.unsqueeze(1)).mean(dim=-2)
+        torch.testing.assert_close(mean_max.embed(event), frames.mean(-1) + frames.amax(-1))
+        rise = {name: (m.embed(event) - m.embed(quiet)).norm() for name, m in (("mean", mean), ("max", mean_max))}
+    assert rise["max"] > 10 * rise["mean"]  # the mean of 16 s barely moves; the max holds the event
+
+
+def test_models_saved_before_pooling_was_a_setting_load_mean_pooled(tmp_path: Path) -> None:
+    bundle = tiny_bundle(["a", "b", "c"])
+    save_model(tmp_path, bundle)
+    _edit_json(tmp_path, lambda m: m["model"].pop("pooling"))
+    assert load_model(tmp_path).model.config.pooling == "mean"
+    with pytest.raises(ValueError, match="pooling must be one of mean, mean\\+max"):
+        ModelConfig(pooling="max")
 
 
 def test_folded_batchnorm_gives_the_same_outputs() -> None:

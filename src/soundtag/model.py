@@ -1,4 +1,5 @@
-"""The CNN: Conv-BN-ReLU blocks with 2x2 average pooling, global average pooling, dropout, linear head."""
+"""The CNN: Conv-BN-ReLU blocks with 2x2 average pooling, global pooling over frequency and time, dropout, linear
+head."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from soundtag.features import FrontendConfig, LogMel
 from soundtag.inference_config import InferenceConfig, override
 
 OUTPUTS = ("sigmoid", "softmax")
+POOLINGS = ("mean", "mean+max")
 
 
 @dataclass(frozen=True)
@@ -31,10 +33,13 @@ class ModelConfig:
     convs_per_block: tuple[int, ...] = (1, 1, 1, 2, 2)
     dropout: float = 0.3
     output: str = "sigmoid"  # independent per-class scores (multi-label); "softmax" for one class per clip
+    pooling: str = "mean"  # over the last feature map; "mean+max": mean over frequency, then mean plus max over time
 
     def __post_init__(self) -> None:
         if self.output not in OUTPUTS:
             raise ValueError(f"output must be one of {', '.join(OUTPUTS)}, got {self.output!r}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}, got {self.pooling!r}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must lie in [0, 1), got {self.dropout}")
         if self.n_classes < 1 or min(self.channels, default=0) < 1 or min(self.convs_per_block, default=0) < 1:
@@ -68,8 +73,11 @@ class SoundCNN(nn.Module):
             nn.init.constant_(self.head.bias, -math.log(config.n_classes - 1) if config.n_classes > 1 else 0.0)
 
     def embed(self, mels: torch.Tensor) -> torch.Tensor:
-        """The pooled penultimate vector `(batch, channels[-1])`, for similarity search."""
-        return self.blocks(mels.unsqueeze(1)).mean(dim=(-2, -1))
+        """The pooled penultimate vector `(batch, channels[-1])`, for similarity search. With "mean+max" pooling a
+        short event keeps its own weight instead of being averaged with the frames around it (as in PANNs)."""
+        frames = self.blocks(mels.unsqueeze(1)).mean(dim=-2)  # (batch, channels, frames / 16)
+        pooled = frames.mean(dim=-1)
+        return pooled if self.config.pooling == "mean" else pooled + frames.amax(dim=-1)
 
     def forward(self, mels: torch.Tensor) -> torch.Tensor:
         return self.head(self.dropout(self.embed(mels)))
@@ -210,7 +218,8 @@ def load_model(directory: str | Path) -> ModelBundle:
         m = meta["model"]
         config = ModelConfig(n_classes=m["n_classes"], channels=tuple(m["channels"]),
                              convs_per_block=tuple(m["convs_per_block"]), dropout=m["dropout"],
-                             output=m.get("output", "softmax"))  # models before 0.2 were single-label
+                             output=m.get("output", "softmax"),  # models before 0.2 were single-label
+                             pooling=m.get("pooling", "mean"))  # and before 0.4 mean-pooled
         bundle = ModelBundle(SoundCNN(config), list(meta["classes"]), AudioConfig(**meta["audio"]),
                              FrontendConfig(**meta["frontend"]), _inference(meta))
     except (ValueError, KeyError, TypeError, UnicodeDecodeError) as err:
