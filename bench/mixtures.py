@@ -9,6 +9,8 @@ each. Reported per level, over all folds:
   first, second  share where each label alone is above the threshold
   others_above mean number of other classes above the threshold (false alarms per mixture)
   mAP          mean over classes of the average precision of its scores over all mixtures of the level
+  least_heard  the three classes most often missing from the top 2 of the mixtures they are in (share missing)
+  masking      the three classes whose partner is most often missing from the top 2 (share of their mixtures)
 
     python bench/mixtures.py --cv results/esc50 --name multilabel
 
@@ -65,13 +67,24 @@ def main() -> None:
         n = np.arange(len(s))
         above = s >= t
         top2 = np.argsort(-s, axis=1)[:, :2]
+        heard = [(top2 == first[:, None]).any(1), (top2 == second[:, None]).any(1)]
         rows.append({"recipe": args.name, "folds": ",".join(done), "level_db": db, "mixtures": len(s),
                      "both_above": float(np.mean(above[n, first] & above[n, second])),
-                     "both_top2": float(np.mean((top2 == first[:, None]).any(1) & (top2 == second[:, None]).any(1))),
+                     "both_top2": float(np.mean(heard[0] & heard[1])),
                      "first": float(np.mean(above[n, first])), "second": float(np.mean(above[n, second])),
                      "others_above": float((above & ~y).sum(1).mean()),
-                     "mAP": float(average_precision_score(y, s, average="macro"))})
+                     "mAP": float(average_precision_score(y, s, average="macro")),
+                     "least_heard": _worst(dataset.classes, np.concatenate([first, second]), ~np.concatenate(heard)),
+                     "masking": _worst(dataset.classes, np.concatenate([first, second]),
+                                       ~np.concatenate(heard[::-1]))})
     report_recipe("mixtures", args.name, rows, " ".join(__doc__.split("\n\n")[:2]).replace("\n", " "))
+
+
+def _worst(classes: list[str], members: np.ndarray, missed: np.ndarray, count: int = 3) -> str:
+    """The `count` classes with the highest share of `missed` over the mixtures they are `members` of, e.g.
+    "wind 71 %, rain 65 %, ..."."""
+    share = np.array([missed[members == c].mean() if (members == c).any() else 0.0 for c in range(len(classes))])
+    return ", ".join(f"{classes[c]} {100 * share[c]:.0f} %" for c in np.argsort(-share)[:count])
 
 
 if __name__ == "__main__":

@@ -37,6 +37,10 @@ def mixtures() -> str:
         lines.append(f"| {r['recipe']} | {r['folds']} | {r['level_db']:+.0f} dB | {100 * r['both_above']:.1f} % | "
                      f"{100 * r['both_top2']:.1f} % | {100 * r['first']:.1f} % | {100 * r['second']:.1f} % | "
                      f"{r['others_above']:.2f} | {r['mAP']:.3f} |")
+    lines += ["", "| recipe | second clip | least heard (share missing from the top 2) | masking (share of partners "
+              "missing) |", "|---|---:|---|---|"]
+    lines += [f"| {r['recipe']} | {r['level_db']:+.0f} dB | {r['least_heard']} | {r['masking']} |"
+              for r in rows if "least_heard" in r]
     return "\n".join(lines)
 
 
