@@ -23,7 +23,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from common import held_out_classifiers, load_waves, recipe_parser, report_recipe
+from common import held_out_classifiers, load_waves, recipe_parser, report_recipe, worst_classes
 from sklearn.metrics import average_precision_score
 
 LEVELS_DB = (0.0, -10.0)
@@ -68,23 +68,16 @@ def main() -> None:
         above = s >= t
         top2 = np.argsort(-s, axis=1)[:, :2]
         heard = [(top2 == first[:, None]).any(1), (top2 == second[:, None]).any(1)]
+        members = np.concatenate([first, second])
         rows.append({"recipe": args.name, "folds": ",".join(done), "level_db": db, "mixtures": len(s),
                      "both_above": float(np.mean(above[n, first] & above[n, second])),
                      "both_top2": float(np.mean(heard[0] & heard[1])),
                      "first": float(np.mean(above[n, first])), "second": float(np.mean(above[n, second])),
                      "others_above": float((above & ~y).sum(1).mean()),
                      "mAP": float(average_precision_score(y, s, average="macro")),
-                     "least_heard": _worst(dataset.classes, np.concatenate([first, second]), ~np.concatenate(heard)),
-                     "masking": _worst(dataset.classes, np.concatenate([first, second]),
-                                       ~np.concatenate(heard[::-1]))})
+                     "least_heard": worst_classes(dataset.classes, members, ~np.concatenate(heard)),
+                     "masking": worst_classes(dataset.classes, members, ~np.concatenate(heard[::-1]))})
     report_recipe("mixtures", args.name, rows, " ".join(__doc__.split("\n\n")[:2]).replace("\n", " "))
-
-
-def _worst(classes: list[str], members: np.ndarray, missed: np.ndarray, count: int = 3) -> str:
-    """The `count` classes with the highest share of `missed` over the mixtures they are `members` of, e.g.
-    "wind 71 %, rain 65 %, ..."."""
-    share = np.array([missed[members == c].mean() if (members == c).any() else 0.0 for c in range(len(classes))])
-    return ", ".join(f"{classes[c]} {100 * share[c]:.0f} %" for c in np.argsort(-share)[:count])
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ Conditions (each clip, deterministic seeds):
   quiet        scaled to -45 dBFS RMS and stored as 16-bit PCM
   in_30s       placed at a random time in 30 s of room tone (pink and brown noise at -55 dBFS); the *file* tags
                count (every 5-s window scored, the file's tags from the recipe's aggregate: mean or max)
-Score: top-1 accuracy of the file's tags over all 2,000 out-of-fold clips. The synthetic conditions used in
+Score: top-1 accuracy of the file's tags over all 2,000 out-of-fold clips, and per condition the three classes
+most often wrong ("worst", share wrong). The synthetic conditions used in
 training (soundtag.augment) work on mel power; none of these waveform processes is used in training.
 
     python bench/robustness.py --cv results/esc50 --name multilabel
@@ -32,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import soxr
-from common import held_out_classifiers, load_waves, recipe_parser, report_recipe
+from common import held_out_classifiers, load_waves, recipe_parser, report_recipe, worst_classes
 from scipy.signal import fftconvolve
 
 SR = 32_000
@@ -143,8 +144,10 @@ def main() -> None:
                     for r in results]
             correct.setdefault(name, []).extend(np.array(best) == labels[test])
     clean = float(np.mean(correct["clean"]))
+    held_out = np.concatenate([labels[folds == int(k)] for k in done])
     rows = [{"recipe": args.name, "folds": ",".join(done), "condition": name, "accuracy": float(np.mean(hits)),
-             "vs_clean": float(np.mean(hits)) - clean} for name, hits in correct.items()]
+             "vs_clean": float(np.mean(hits)) - clean,
+             "worst": worst_classes(dataset.classes, held_out, ~np.array(hits))} for name, hits in correct.items()]
     report_recipe("robustness", args.name, rows, " ".join(__doc__.split("\n\n")[:2]).replace("\n", " "))
 
 
