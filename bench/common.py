@@ -71,7 +71,7 @@ def held_out_classifiers(cv: str | Path, folds: np.ndarray, only: list[int] | No
 
 def worst_classes(classes: list[str], members: np.ndarray, missed: np.ndarray, count: int = 3) -> str:
     """The `count` classes with the highest share of `missed` `(items,)` among the items they are `members` of
-    `(items,)` class indices), e.g. "wind 71 %, rain 65 %, helicopter 60 %"."""
+    (class indices, `(items,)`), e.g. "wind 71 %, rain 65 %, helicopter 60 %"."""
     share = np.array([missed[members == c].mean() if (members == c).any() else 0.0 for c in range(len(classes))])
     return ", ".join(f"{classes[c]} {100 * share[c]:.0f} %" for c in np.argsort(-share)[:count])
 
