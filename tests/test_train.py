@@ -2,6 +2,7 @@ import csv
 import itertools
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -32,7 +33,9 @@ def test_loss_falls_and_artefacts_appear(tone_dataset: Path, tmp_path: Path) -> 
     assert float(log[-1]["val_acc"]) >= 0.5  # chance is 1/3
     assert {p.name for p in (out / "fold1").iterdir()} == {"log.csv", "model.json", "model.safetensors"}
     assert json.loads((out / "config.json").read_text())["model"]["n_classes"] == 3
-    assert {"git_commit", "machine", "torch"} <= set(json.loads((out / "run.json").read_text()))
+    info = json.loads((out / "run.json").read_text())
+    assert {"git_commit", "machine", "torch"} <= set(info)
+    assert info["git_commit"] is None or re.fullmatch(r"[0-9a-f]{40}(-dirty)?", info["git_commit"])
     assert load_model(out / "fold1").classes == ["clicks", "noise", "tone"]
 
 
