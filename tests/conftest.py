@@ -88,7 +88,7 @@ def tone_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def tiny_bundle(classes: list[str], channels: tuple[int, ...] = (8, 16),
-                convs: tuple[int, ...] = (1, 1), pooling: str = "mean") -> ModelBundle:
+                convs: tuple[int, ...] = (1, 1), pooling: str = ModelConfig.pooling) -> ModelBundle:
     """An untrained, seeded little model with the default audio and frontend: exercises every path around a model."""
     torch.manual_seed(0)
     model = SoundCNN(ModelConfig(n_classes=len(classes), channels=channels, convs_per_block=convs,

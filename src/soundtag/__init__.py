@@ -5,7 +5,7 @@
 -> catalog (ingest, index) -> qa -> app, with `cli` on top; `errors` is at the bottom, for all of them.
 """
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 __all__ = ["AudioError", "Classifier"]
 
 

@@ -33,7 +33,7 @@ class ModelConfig:
     convs_per_block: tuple[int, ...] = (1, 1, 1, 2, 2)
     dropout: float = 0.3
     output: str = "sigmoid"  # independent per-class scores (multi-label); "softmax" for one class per clip
-    pooling: str = "mean"  # over the last feature map; "mean+max": mean over frequency, then mean plus max over time
+    pooling: str = "mean+max"  # last feature map: mean over frequency, then mean plus max over time; or "mean" (0.3)
 
     def __post_init__(self) -> None:
         if self.output not in OUTPUTS:
