@@ -65,8 +65,10 @@ bench: data setup  # on a quiet machine: these time things
 	$(BIN)/python bench/tag_throughput.py --data $(DATA)
 	$(BIN)/python bench/precision.py --data $(DATA)
 	$(BIN)/python bench/ann.py --data $(DATA)
-	$(BIN)/python bench/robustness.py --data $(DATA) --cv results/esc50 --name "multi-label (0.3)"
-	$(BIN)/python bench/mixtures.py --data $(DATA) --cv results/esc50 --name "multi-label (0.3)"
+	$(BIN)/python bench/robustness.py --data $(DATA) --cv results/esc50 --name "multi-label (0.4)"
+	$(BIN)/python bench/mixtures.py --data $(DATA) --cv results/esc50 --name "multi-label (0.4)"
+	$(BIN)/python bench/robustness.py --data $(DATA) --cv results/esc50-v0.3 --name "multi-label (0.3)"
+	$(BIN)/python bench/mixtures.py --data $(DATA) --cv results/esc50-v0.3 --name "multi-label (0.3)"
 	$(BIN)/python bench/robustness.py --data $(DATA) --cv results/esc50-v0.2 --name "multi-label (0.2)"
 	$(BIN)/python bench/mixtures.py --data $(DATA) --cv results/esc50-v0.2 --name "multi-label (0.2)"
 	$(BIN)/python bench/robustness.py --data $(DATA) --cv results/esc50-v0.1 --name "single-label (0.1)" --aggregate mean

@@ -14,7 +14,7 @@ from soundtag.infer import DEFAULT_MODEL, Classifier
 from soundtag.model import ModelBundle, save_model
 
 
-@pytest.fixture(scope="module", params=["mean", "mean+max"])
+@pytest.fixture(scope="module", params=["mean", "mean+max", "attention"])
 def bundle(request: pytest.FixtureRequest) -> ModelBundle:
     return tiny_bundle(["a", "b", "c", "d"], channels=(8, 16, 32), convs=(1, 1, 2), pooling=request.param)
 

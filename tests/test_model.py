@@ -52,17 +52,40 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
 
 def test_mean_max_pooling_keeps_a_short_event_weight() -> None:
     torch.manual_seed(0)
-    config = ModelConfig(n_classes=3, channels=(4, 8), convs_per_block=(1, 1), pooling="mean")
+    config = ModelConfig(n_classes=8, channels=(4, 8), convs_per_block=(1, 1), pooling="mean")
     mean, mean_max = SoundCNN(config).eval(), SoundCNN(dataclasses.replace(config, pooling="mean+max")).eval()
+    with torch.no_grad():  # an identity head: the logits are the pooled features themselves
+        mean.head.weight.copy_(torch.eye(8)), mean.head.bias.zero_()
     mean_max.load_state_dict(mean.state_dict())
     quiet = torch.zeros(1, 64, 1600)
     event = quiet.clone()
     event[..., 800:832] = 10.0  # 32 frames (0.3 s at a 10-ms hop) in 16 s
     with torch.no_grad():
         frames = mean.blocks(event.unsqueeze(1)).mean(dim=-2)
-        torch.testing.assert_close(mean_max.embed(event), frames.mean(-1) + frames.amax(-1))
-        rise = {name: (m.embed(event) - m.embed(quiet)).norm() for name, m in (("mean", mean), ("max", mean_max))}
+        torch.testing.assert_close(mean_max(event), frames.mean(-1) + frames.amax(-1))
+        torch.testing.assert_close(mean_max.embed(event), frames.mean(-1))  # the embedding stays the mean
+        rise = {name: (m(event) - m(quiet)).norm() for name, m in (("mean", mean), ("max", mean_max))}
     assert rise["max"] > 10 * rise["mean"]  # the mean of 16 s barely moves; the max holds the event
+
+
+def test_attention_pooling_weighs_each_class_over_frames(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    model = SoundCNN(ModelConfig(n_classes=3, channels=(4, 8), convs_per_block=(1, 1), pooling="attention")).eval()
+    x = torch.randn(2, 64, 320)
+    with torch.no_grad():
+        frames = model.blocks(x.unsqueeze(1)).mean(dim=-2).transpose(1, 2)  # (batch, frames, channels)
+        per_frame = model.head(frames)  # (batch, frames, classes)
+        logits, embedding = model.logits_and_embedding(x)
+        assert (logits >= per_frame.amin(1) - 1e-5).all() and (logits <= per_frame.amax(1) + 1e-5).all()
+        torch.testing.assert_close(embedding, frames.mean(1))  # the embedding stays the mean
+        model.attention.weight.zero_(), model.attention.bias.zero_()  # equal weights: the mean over frames
+        torch.testing.assert_close(model(x), per_frame.mean(1))
+        model.attention.weight.copy_(50 * model.head.weight)  # weights that follow the score: near the max
+        model.attention.bias.copy_(50 * model.head.bias)
+        torch.testing.assert_close(model(x), per_frame.amax(1), atol=0.05, rtol=0)
+    save_model(tmp_path, ModelBundle(model, ["a", "b", "c"], AudioConfig(), FrontendConfig()))
+    torch.testing.assert_close(load_model(tmp_path).model(x), model(x))
+    assert not any(k.startswith("attention") for k in SoundCNN(ModelConfig(n_classes=3)).state_dict())
 
 
 def test_models_saved_before_pooling_was_a_setting_load_mean_pooled(tmp_path: Path) -> None:

@@ -33,8 +33,8 @@ def torch_runner(bundle: ModelBundle, precision: str, device: torch.device) -> R
         waves = torch.from_numpy(np.ascontiguousarray(windows, dtype=np.float32)).to(device)
         mels = torch.cat([pipeline.frontend(w) for w in waves.split(chunk)])
         with torch.autocast(device.type, torch.bfloat16, enabled=bf16):
-            embedding = pipeline.model.embed(mels)
-            probs = pipeline.model.scores(pipeline.model.head(embedding).float())
+            logits, embedding = pipeline.model.logits_and_embedding(mels)
+            probs = pipeline.model.scores(logits.float())
         return probs.cpu().numpy(), embedding.float().cpu().numpy()
 
     return run
