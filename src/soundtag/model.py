@@ -87,7 +87,8 @@ class SoundCNN(nn.Module):
         feature map's mean over frequency, then over time its mean ("mean") or mean plus max ("mean+max": a short
         event keeps its own weight instead of being averaged away, as in PANNs). The embedding stays the plain
         mean: with the max added, tones, square waves and chords came out as familiar as ESC-50's own clips
-        (unfamiliar-audio AUROC 0.63, 0.57 and 0.47 against 0.96, 0.93 and 0.88; `bench/qa_ood.py`)."""
+        (unfamiliar-audio AUROC 0.63, 0.57 and 0.47 against 0.98, 0.97 and 0.96 with the mean alone; 0.4's fold
+        models, `bench/qa_ood.py`)."""
         frames = self.blocks(mels.unsqueeze(1)).mean(dim=-2)  # (batch, channels, frames / 16)
         embedding = frames.mean(dim=-1)
         if self.config.pooling == "mean":
