@@ -250,10 +250,10 @@ def _write_run_files(out: Path, cfg: RunConfig, data: str | Path) -> None:
 
 def _git_commit() -> str | None:
     """The commit the code came from, with "-dirty" when tracked files differ from it (the run's code is then not
-    exactly that commit's)."""
+    exactly that commit's). Tags are excluded, so a tagged release still records the full hash."""
     try:
-        proc = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=40"], capture_output=True,
-                              text=True, timeout=5, cwd=Path(__file__).parent)
+        proc = subprocess.run(["git", "describe", "--always", "--dirty", "--abbrev=40", "--exclude=*"],
+                              capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent)
         return proc.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
