@@ -13,6 +13,10 @@ Conditions (each clip, deterministic seeds):
   quiet        scaled to -45 dBFS RMS and stored as 16-bit PCM
   in_30s       placed at a random time in 30 s of room tone (pink and brown noise at -55 dBFS); the *file* tags
                count (every 5-s window scored, the file's tags from the recipe's aggregate: mean or max)
+  video_call   resampled to 16 kHz, encoded to 16 kbit/s Opus in VoIP mode (libopus, ffmpeg) and decoded at 16 kHz:
+               the codec of a video call
+  phone_room   the conditions together, as a phone on a table records: in a room (another of the 12), + noise at
+               10 dB SNR, then resampled to 8 kHz
 Score: top-1 accuracy of the file's tags over all 2,000 out-of-fold clips, and per condition the three classes
 most often wrong ("worst", share wrong). The synthetic conditions used in
 training (soundtag.augment) work on mel power; none of these waveform processes is used in training.
@@ -81,20 +85,31 @@ def room_impulses(count: int, rng: np.random.Generator) -> list[np.ndarray]:
     return rirs
 
 
-def mp3(waves: np.ndarray, bitrate: str = "64k") -> np.ndarray:
-    """Encode the clips, one after another, as one MP3 and decode it back (ffmpeg trims the encoder delay)."""
+def coded(waves: np.ndarray, rate: int, suffix: str, encoder: list[str]) -> np.ndarray:
+    """Encode the clips `(clips, samples)` at `rate`, one after another, as one file with ffmpeg's `encoder`
+    arguments and decode it back at `rate` (ffmpeg trims the encoder delay)."""
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
-        raise SystemExit("the mp3_64k condition needs ffmpeg")
+        raise SystemExit("the coded conditions (mp3_64k, video_call) need ffmpeg")
     with tempfile.TemporaryDirectory() as tmp:
-        wav, coded, back = Path(tmp) / "in.wav", Path(tmp) / "c.mp3", Path(tmp) / "out.wav"
-        sf.write(wav, waves.reshape(-1), SR, subtype="FLOAT")
-        for cmd in ([ffmpeg, "-v", "error", "-i", wav, "-c:a", "libmp3lame", "-b:a", bitrate, coded],
-                    [ffmpeg, "-v", "error", "-i", coded, "-c:a", "pcm_f32le", back]):
+        wav, code, back = Path(tmp) / "in.wav", Path(tmp) / f"c.{suffix}", Path(tmp) / "out.wav"
+        sf.write(wav, waves.reshape(-1), rate, subtype="FLOAT")
+        for cmd in ([ffmpeg, "-v", "error", "-i", wav, *encoder, code],
+                    [ffmpeg, "-v", "error", "-i", code, "-ar", str(rate), "-c:a", "pcm_f32le", back]):
             subprocess.run([str(c) for c in cmd], check=True)
         out, _ = sf.read(back, dtype="float32")
     out = np.pad(out, (0, max(0, waves.size - len(out))))[:waves.size]
     return out.reshape(waves.shape)
+
+
+def in_room(w: np.ndarray, rir: np.ndarray) -> np.ndarray:
+    """The clip heard through a room impulse response, at its own RMS level."""
+    wet = fftconvolve(w, rir)[:len(w)]
+    return (wet * rms(w) / rms(wet)).astype(np.float32)
+
+
+def with_noise(w: np.ndarray, snr_db: float, rng: np.random.Generator) -> np.ndarray:
+    return (w + background(len(w), rng) * rms(w) * 10 ** (-snr_db / 20)).astype(np.float32)
 
 
 def conditions(waves: np.ndarray, seed: int = 0) -> dict[str, tuple[list[np.ndarray], int]]:
@@ -105,15 +120,10 @@ def conditions(waves: np.ndarray, seed: int = 0) -> dict[str, tuple[list[np.ndar
     out = {"clean": (list(waves), SR)}
     for name, rate in (("phone_8k", 8_000), ("rate_16k", 16_000)):
         out[name] = ([soxr.resample(w, SR, rate, quality="HQ") for w in waves], rate)
-    room = []
-    for i, w in enumerate(waves):
-        wet = fftconvolve(w, rirs[i % len(rirs)])[:n]
-        room.append((wet * rms(w) / rms(wet)).astype(np.float32))
-    out["room"] = (room, SR)
+    out["room"] = ([in_room(w, rirs[i % len(rirs)]) for i, w in enumerate(waves)], SR)
     for snr in (10, 0):
-        out[f"noise_{snr}db"] = ([(w + background(n, rng) * rms(w) * 10 ** (-snr / 20)).astype(np.float32)
-                                  for w in waves], SR)
-    out["mp3_64k"] = (list(mp3(waves)), SR)
+        out[f"noise_{snr}db"] = ([with_noise(w, snr, rng) for w in waves], SR)
+    out["mp3_64k"] = (list(coded(waves, SR, "mp3", ["-c:a", "libmp3lame", "-b:a", "64k"])), SR)
     out["quiet"] = ([np.round(w * (10 ** (-45 / 20) / rms(w)) * 32767).astype(np.int16) for w in waves], SR)
     tones = [coloured_noise(30 * SR, 1.0, rng) + coloured_noise(30 * SR, 2.0, rng) for _ in range(8)]
     long = []
@@ -124,6 +134,11 @@ def conditions(waves: np.ndarray, seed: int = 0) -> dict[str, tuple[list[np.ndar
         tone[at:at + n] += w
         long.append(tone.astype(np.float32))
     out["in_30s"] = (long, SR)
+    wide = np.stack([soxr.resample(w, SR, 16_000, quality="HQ") for w in waves])
+    out["video_call"] = (list(coded(wide, 16_000, "ogg", ["-c:a", "libopus", "-b:a", "16k", "-application", "voip"])),
+                         16_000)
+    out["phone_room"] = ([soxr.resample(with_noise(in_room(w, rirs[(i + 5) % len(rirs)]), 10, rng), SR, 8_000,
+                                        quality="HQ") for i, w in enumerate(waves)], 8_000)
     return out
 
 

@@ -7,7 +7,7 @@ from soundtag.config import ConfigError, make_config
 from soundtag.features import FrontendConfig, LogMel
 
 OFF = dict(mix=0.0, context=0.0, reverb=0.0, noise=0.0, floor=0.0, eq=0.0, band_limit=0.0, quiet=0.0,
-           background_only=0.0, time_shift=False, freq_masks=0, time_masks=0)
+           background_only=0.0, recorded=0.0, time_shift=False, freq_masks=0, time_masks=0)
 SAMPLES = 32_000  # one-second clips keep these tests fast
 N_CLASSES = 4
 
@@ -89,6 +89,25 @@ def test_rooms_come_from_the_reverberant_copies_for_every_source(clips: tuple) -
     aug._clips = lambda idx, room, rng, _clips=aug._clips: picked.append(room.copy()) or _clips(idx, room, rng)
     raw(aug, np.arange(8))
     assert len(picked) == 3 and all(p.all() for p in picked)  # the clips, then each partner draw, all in the room
+
+
+def test_recorded_puts_a_room_noise_eq_and_band_limit_on_every_chosen_clip(clips: tuple) -> None:
+    aug = augmenter(clips, torch.stack([2 * clips[1]]), recorded=1.0)
+    chosen = {}
+
+    def spy(name: str, position: int) -> None:  # record which clips each step was asked to change
+        method = getattr(aug, name)
+
+        def wrapped(*args: object) -> object:
+            chosen[name] = np.asarray(args[position]).copy()
+            return method(*args)
+        setattr(aug, name, wrapped)
+    for name, position in (("_clips", 1), ("_add_noise", 1), ("_eq", 0), ("_band_limit", 0)):
+        spy(name, position)
+    x, _ = raw(aug, np.arange(8))
+    assert set(chosen) == {"_clips", "_add_noise", "_eq", "_band_limit"} and all(m.all() for m in chosen.values())
+    above = aug.band_hz > max(NYQUISTS_HZ) * 1.1
+    assert (x[:, above] < 1e-6 * clips[1][:, above]).all()
 
 
 def test_context_keeps_the_share_of_the_sound_left_in_the_window(clips: tuple) -> None:

@@ -60,7 +60,7 @@ PRESETS: dict[str, dict[str, str]] = {
     "long": {"train.epochs": "600", "train.lr": "2e-3", "train.warmup_epochs": "10"},
     "smoke": {"train.epochs": "2", "model.channels": "8,16", "model.convs_per_block": "1,1"},
     "clean": {f"augment.{name}": "0" for name in ("mix", "context", "reverb", "noise", "floor", "eq", "band_limit",
-                                                   "quiet", "background_only")},  # SpecAugment and shifts only
+                                                   "quiet", "background_only", "recorded")},  # SpecAugment, shifts
 }
 
 
