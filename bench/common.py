@@ -87,7 +87,10 @@ def recipe_parser(doc: str) -> argparse.ArgumentParser:
 
 
 def report_recipe(name: str, recipe: str, rows: list[dict], notes: str) -> None:
-    """`report`, keeping the rows of other recipes already in results/bench/NAME.json: recipes side by side."""
+    """`report`, keeping the rows of other recipes already in results/bench/NAME.json: recipes side by side. A recipe
+    run again keeps its place among them (the README's columns follow this order); a new one comes last."""
     path = RESULTS / f"{name}.json"
-    kept = [r for r in json.loads(path.read_text())["rows"] if r["recipe"] != recipe] if path.exists() else []
-    report(name, kept + rows, notes)
+    old = json.loads(path.read_text())["rows"] if path.exists() else []
+    order = list(dict.fromkeys([r["recipe"] for r in old] + [recipe]))
+    report(name, [r for each in order for r in (rows if each == recipe else [r for r in old if r["recipe"] == each])],
+           notes)

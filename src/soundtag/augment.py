@@ -47,7 +47,7 @@ class AugmentConfig:
     quiet: float = 0.15  # recorded at -60 to -35 dBFS over a noise floor at -100 to -85 dBFS
     background_only: float = 0.03  # the noise alone, every target 0: steady sound is not an event
     recorded: float = 0.0  # a device in a room: reverb, noise, eq and band_limit all at once (drawn independently,
-    # the four meet in under 1 % of examples; a phone on a table has all four)
+    # the four meet in about 1 % of examples; a phone on a table has all four)
     time_shift: bool = True  # random circular shift along time of every clip
     freq_masks: int = 2  # SpecAugment masks per example (after the log) and their largest widths
     freq_mask_width: int = 8
