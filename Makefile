@@ -67,6 +67,7 @@ bench: data setup  # on a quiet machine: these time things
 	$(BIN)/python bench/ann.py --data $(DATA)
 	$(BIN)/python bench/robustness.py --data $(DATA) --cv results/esc50 --name "multi-label (0.4)"
 	$(BIN)/python bench/mixtures.py --data $(DATA) --cv results/esc50 --name "multi-label (0.4)"
+	$(BIN)/python bench/mixtures.py --data $(DATA) --cv results/esc50 --name "multi-label (0.4), training clips" --training-clips
 	$(BIN)/python bench/robustness.py --data $(DATA) --cv results/esc50-v0.3 --name "multi-label (0.3)"
 	$(BIN)/python bench/mixtures.py --data $(DATA) --cv results/esc50-v0.3 --name "multi-label (0.3)"
 	$(BIN)/python bench/robustness.py --data $(DATA) --cv results/esc50-v0.2 --name "multi-label (0.2)"
