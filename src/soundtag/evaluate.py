@@ -15,7 +15,7 @@ from soundtag import thresholds
 from soundtag.augment import mix_at
 from soundtag.config import from_dict
 from soundtag.data import load_dataset
-from soundtag.feature_cache import build_features
+from soundtag.feature_cache import AudioSetScores, build_features
 from soundtag.features import LogMel
 from soundtag.model import SoundCNN, load_model, predict_logits
 
@@ -26,8 +26,11 @@ PROTOCOL = ("Cross-validation over the dataset's folds (for ESC-50, its 5 offici
             "per-class report and confusion matrix pool the predictions of all folds.")
 
 
-def evaluate_run(run_dir: str | Path, data: str | Path | None = None, out: str | Path | None = None) -> dict:
-    """Score each `fold{k}/` model on fold k, write the reports into `out` (default `run_dir`), return the summary."""
+def evaluate_run(run_dir: str | Path, data: str | Path | None = None, out: str | Path | None = None,
+                 audioset_weight: float | None = None) -> dict:
+    """Score each `fold{k}/` model on fold k, write the reports into `out` (default `run_dir`), return the summary.
+    With `audioset_weight` (default: the fold models' own setting), each model's scores are fused with YAMNet's
+    zero-shot scores of the same clips (`soundtag.audioset`), as `Classifier` fuses them."""
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file():
         raise FileNotFoundError(f"{run_dir}: no config.json here; is this a folder written by `soundtag train`?")
@@ -42,6 +45,9 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, out: str |
     fold_dirs = sorted(run_dir.glob("fold*/model.safetensors"))
     if not fold_dirs:
         raise FileNotFoundError(f"{run_dir}: no trained folds (fold*/model.safetensors); has training finished?")
+    if audioset_weight is None:
+        audioset_weight = load_model(fold_dirs[0].parent).inference.audioset_weight
+    audioset = AudioSetScores(dataset, config.audio, cache, audioset_weight) if audioset_weight else None
 
     folds, y_true, y_pred, rows, held_out = {}, [], [], [], {}
     rng = np.random.default_rng(thresholds.SEED)
@@ -50,7 +56,11 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, out: str |
         _, test_idx = dataset.split(k)
         model = load_model(weights.parent).model
         probs = model.scores(predict_logits(model, mels[test_idx])).numpy()
-        held_out[k] = _held_out_scores(model, power[test_idx], dataset.labels[test_idx], probs, frontend, rng)
+        pairs = thresholds.mixture_pairs(dataset.labels[test_idx], rng)
+        held_out[k] = _held_out_scores(model, power[test_idx], dataset.labels[test_idx], probs, frontend, pairs)
+        if audioset is not None:
+            probs = audioset.fuse(test_idx, probs)
+            held_out[k] = (audioset.fuse_held_out(test_idx, held_out[k][0], pairs), held_out[k][1])
         pred, true = probs.argmax(1), dataset.labels[test_idx]
         folds[k] = {"accuracy": accuracy_score(true, pred), "macro_f1": f1_score(true, pred, average="macro"),
                     "clips": len(test_idx), "train_seconds": _train_seconds(weights.parent)}
@@ -61,6 +71,7 @@ def evaluate_run(run_dir: str | Path, data: str | Path | None = None, out: str |
                  for i, t, p, s in zip(test_idx, true, pred, probs.max(1))]
     y_true, y_pred = np.concatenate(y_true), np.concatenate(y_pred)
     summary = _summary(folds, config.to_dict(), info)
+    summary["audioset_weight"] = audioset_weight
     summary["threshold"] = thresholds.choose_threshold(*map(np.concatenate, zip(*held_out.values())))
     summary["threshold_without_fold"] = {str(k): t for k, t in thresholds.nested(held_out).items()}
     summary["threshold_protocol"] = thresholds.__doc__.split("\n\n")[0].replace("\n", " ")
@@ -85,10 +96,11 @@ def compare(saved: dict, new: dict, tolerance: float = 0.005) -> list[str]:
 
 
 def _held_out_scores(model: SoundCNN, power: torch.Tensor, labels: np.ndarray, clean: np.ndarray, frontend: LogMel,
-                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+                     pairs: tuple[np.ndarray, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Scores and two-hot targets `(2 * clips, classes)`: each held-out clip alone (`clean`), then mixed with
-    another held-out clip of a different class (see `soundtag.thresholds`)."""
-    partners, db = thresholds.mixture_pairs(labels, rng)
+    another held-out clip of a different class, `pairs` = (partner indices, partner levels in dB); see
+    `soundtag.thresholds`."""
+    partners, db = pairs
     mixed = mix_at(power, power[partners], torch.from_numpy(db).float())
     scores = np.concatenate([clean, model.scores(predict_logits(model, frontend.compress(mixed))).numpy()])
     eye = np.eye(clean.shape[1], dtype=np.float32)

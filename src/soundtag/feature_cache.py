@@ -7,6 +7,7 @@ import hashlib
 import json
 import multiprocessing
 import os
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
@@ -98,3 +99,58 @@ def _chunk_features(job: tuple[list[Path], int, AudioConfig, FrontendConfig, int
     with torch.inference_mode():
         feats = LogMel(frontend).power_mel(torch.from_numpy(np.stack(waves))).numpy()
     return (feats.reshape(len(paths), rooms, *feats.shape[1:]) if rooms else feats), errors
+
+
+class AudioSetScores:
+    """YAMNet's AudioSet probabilities of every clip of a dataset (cached as .npy beside the mel power), mapped
+    onto the dataset's classes and fused with a CNN's scores for evaluation (`soundtag.audioset`)."""
+
+    def __init__(self, dataset: Dataset, audio: AudioConfig, cache_dir: str | Path | None, weight: float):
+        from soundtag.audioset import Yamnet, load_mapping
+
+        self.dataset, self.audio, self.weight = dataset, audio, weight
+        self.yamnet = Yamnet.load(threads=torch.get_num_threads())
+        self.mapping = load_mapping(dataset.classes, self.yamnet.classes)
+        cache = Path(cache_dir or ".") / f"audioset-{cache_key(dataset, audio, FrontendConfig(audio.sample_rate))}.npy"
+        if cache.exists():
+            self.probs = np.load(cache)
+        else:
+            self.probs = np.concatenate([self._score(range(i, min(i + 64, len(dataset.paths))))
+                                         for i in tqdm(range(0, len(dataset.paths), 64), desc="AudioSet scores",
+                                                       unit="64 clips")])
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            np.save(cache, self.probs)
+
+    def _score(self, idx: Iterable[int], partners: Iterable[int] | None = None, db: Iterable[float] = ()) -> np.ndarray:
+        """AudioSet probabilities `(clips, 521)` of clips `idx`, each mixed with its partner at `db` (whole-clip RMS,
+        as `soundtag.thresholds` mixes) when partners are given."""
+        waves = [load_clip(self.dataset.paths[i], self.audio) for i in idx]
+        if partners is not None:
+            waves = [w + _at_level(load_clip(self.dataset.paths[j], self.audio), w, d)
+                     for w, j, d in zip(waves, partners, db)]
+        return self.yamnet.windows(np.stack(waves), self.audio.sample_rate)[0]
+
+    def fuse(self, idx: np.ndarray, probs: np.ndarray) -> np.ndarray:
+        """A CNN's scores `(len(idx), classes)` of clips `idx`, fused with AudioSet's."""
+        from soundtag.audioset import fuse, zero_shot
+
+        return fuse(probs, zero_shot(self.probs[idx], self.mapping), self.weight)
+
+    def fuse_held_out(self, idx: np.ndarray, scores: np.ndarray, pairs: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """The threshold's held-out scores `(2 * len(idx), classes)` (clips alone, then mixed with `pairs` =
+        partner positions in `idx` and levels in dB), fused with AudioSet's scores of the same clips and mixtures;
+        the mixtures are mixed as waveforms here, as mel power for the CNN."""
+        from soundtag.audioset import fuse, zero_shot
+
+        partners, db = pairs
+        mixed = np.concatenate([self._score(idx[i:i + 64], idx[partners[i:i + 64]], db[i:i + 64])
+                                for i in range(0, len(idx), 64)])
+        audioset = zero_shot(np.concatenate([self.probs[idx], mixed]), self.mapping)
+        return fuse(scores, audioset, self.weight)
+
+
+def _at_level(wave: np.ndarray, reference: np.ndarray, db: float) -> np.ndarray:
+    """`wave` scaled to `db` relative to `reference`'s RMS."""
+    gain = np.sqrt(np.mean(np.square(reference, dtype=np.float64)) / max(np.mean(np.square(wave, dtype=np.float64)),
+                                                                         1e-20))
+    return (wave * gain * 10 ** (db / 20)).astype(np.float32)

@@ -26,7 +26,7 @@ from soundtag.errors import ConfigError, ModelError
 from soundtag.events import find_events, presence
 from soundtag.inference_config import InferenceConfig, override
 from soundtag.model import ModelBundle, load_model
-from soundtag.runners import BATCH, onnx_runner, torch_runner
+from soundtag.runners import BATCH, fused_runner, onnx_runner, torch_runner
 from soundtag.windows import Windows
 
 SILENCE = "silence"
@@ -95,6 +95,11 @@ class Classifier:
             raise ConfigError("the onnx backend runs on the CPU; use the torch backend for a GPU")
         else:
             self._run = onnx_runner(bundle, onnx_path)
+        if self.config.audioset_weight > 0:
+            from soundtag.audioset import Yamnet
+
+            self._run = fused_runner(self._run, Yamnet.load(threads=torch.get_num_threads()), self.classes,
+                                     self.config.audioset_weight, self.sample_rate)
 
     @classmethod
     def load(cls, path: str | Path | None = None, device: str | None = None, **overrides: object) -> Classifier:

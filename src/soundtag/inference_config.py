@@ -26,6 +26,8 @@ class InferenceConfig:
     top_k: int = 5  # tags listed per file and per window
     backend: str = "torch"  # or "onnx": onnxruntime on the exported pipeline (CPU)
     precision: str = "fp32"  # or "bf16" (torch backend): about 2x faster on CPUs with bf16 instructions
+    audioset_weight: float = 0.0  # weight of AudioSet's zero-shot scores (YAMNet, `soundtag.audioset`) in the
+    # weighted geometric mean with the CNN's; 0 is the CNN alone and needs no AudioSet model
 
     def __post_init__(self) -> None:
         if not 0.1 <= self.window <= 600 or not 0 < self.hop <= self.window:  # NaN fails both
@@ -35,6 +37,8 @@ class InferenceConfig:
             raise ConfigError(f"silence_dbfs must lie in [-200, 0] dBFS, got {self.silence_dbfs}")
         if not 0 < self.threshold < 1:
             raise ConfigError(f"threshold must lie between 0 and 1, got {self.threshold}")
+        if not 0 <= self.audioset_weight <= 1:  # NaN fails too
+            raise ConfigError(f"audioset_weight must lie in [0, 1], got {self.audioset_weight}")
         if not 1 <= self.top_k <= 10_000:
             raise ConfigError(f"top_k must be at least 1, got {self.top_k}")
         for name, value, allowed in (("aggregate", self.aggregate, AGGREGATES), ("backend", self.backend, BACKENDS),

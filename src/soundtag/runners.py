@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from soundtag.audioset import Yamnet, fuse, load_mapping, zero_shot
 from soundtag.errors import ModelError
 from soundtag.model import ModelBundle, Pipeline
 
@@ -64,3 +65,16 @@ def onnx_runner(bundle: ModelBundle, onnx_path: str | Path | None) -> Runner:
         return probs, embedding
 
     return run
+
+
+def fused_runner(run: Runner, yamnet: Yamnet, classes: list[str], weight: float, sample_rate: int) -> Runner:
+    """`run`'s scores fused with YAMNet's zero-shot scores of the same windows (`soundtag.audioset.fuse`, weight
+    `weight` on AudioSet's side); the embeddings stay the CNN's, which the unfamiliar-audio statistics describe."""
+    mapping = load_mapping(classes, yamnet.classes)
+
+    def run_fused(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        probs, embedding = run(windows)
+        audioset, _ = yamnet.windows(windows, sample_rate)
+        return fuse(probs, zero_shot(audioset, mapping), weight), embedding
+
+    return run_fused
