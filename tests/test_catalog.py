@@ -468,3 +468,74 @@ def test_a_catalog_that_cannot_be_written_is_read_as_it_is(clf: Classifier, tmp_
 
     monkeypatch.setattr(catalog, "connect", read_only_disk)
     assert search(db, CLASSES[0], min_score=0.0) == expected
+
+
+def test_another_model_or_other_settings_retag_and_reads_never_mix(clf: Classifier, model_dir: Path,
+                                                                   tmp_path: Path) -> None:
+    make_library(tmp_path / "lib")
+    db = tmp_path / "cat.db"
+    first = tag_library([tmp_path / "lib"], db, clf, workers=0)
+    assert first["retagged"] == 0
+    other = Classifier.load(model_dir, threshold=0.5)  # other settings: other events
+    assert other.model_key != clf.model_key and other.identity["weights"] == clf.identity["weights"]
+    kept = tag_library([tmp_path / "lib"], db, other, workers=0, keep_old=True)
+    assert kept["tagged"] == kept["failed"] == 0 and kept["skipped"] == first["found"]
+    with closing(catalog.open_catalog(db)) as conn:
+        assert catalog.other_models(conn) == first["found"]
+        assert catalog.current_model(conn)["threshold"] == 0.5
+    assert search(db, CLASSES[0], min_score=0.0) == []  # the old rows are left out, not mixed in
+    again = tag_library([tmp_path / "lib"], db, other, workers=0)
+    assert again["retagged"] == first["found"] and again["skipped"] == 0
+    with closing(catalog.open_catalog(db)) as conn:
+        assert catalog.other_models(conn) == 0
+        assert {k for (k,) in conn.execute("SELECT DISTINCT model FROM assets")} == {other.model_key}
+    assert search(db, CLASSES[0], min_score=0.0) == []  # at 0.5 the untrained model finds no event
+    assert tag_library([tmp_path / "lib"], db, other, workers=0)["skipped"] == first["found"]
+
+
+def test_similar_refuses_a_query_from_another_network(clf: Classifier, tmp_path: Path) -> None:
+    make_library(tmp_path / "lib")
+    db = tmp_path / "cat.db"
+    tag_library([tmp_path / "lib"], db, clf, workers=0)
+    catalog.check_same_model(db, clf.identity)
+    with pytest.raises(CatalogError, match="tagged with another model"):
+        catalog.check_same_model(db, {**clf.identity, "weights": "0" * 16})
+
+
+def _old_catalog(path: Path, files: int) -> None:
+    """A catalog as soundtag 0.4 wrote it: no model column, no models table."""
+    old = sqlite3.connect(path)
+    old.executescript(catalog.SCHEMA.replace(", model TEXT);", ");").split("CREATE TABLE IF NOT EXISTS models")[0]
+                      + "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);")
+    old.executemany("INSERT INTO assets (path, status) VALUES (?, 'ok')", [(f"/lib/{i}.wav",) for i in range(files)])
+    old.commit()
+    old.close()
+
+
+def test_a_catalog_from_04_is_migrated_in_place_and_read_until_retagged(clf: Classifier, tmp_path: Path) -> None:
+    _old_catalog(tmp_path / "old.db", 3)
+    with closing(catalog.open_catalog(tmp_path / "old.db")) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM assets a WHERE " + catalog.CURRENT).fetchone()[0] == 3
+        assert catalog.current_model(conn) is None
+    (tmp_path / "lib").mkdir()
+    sf.write(tmp_path / "lib" / "a.wav", tone(440.0, 16000, 1.0), 16000)
+    assert tag_library([tmp_path / "lib"], tmp_path / "old.db", clf, workers=0)["tagged"] == 1
+    with closing(catalog.open_catalog(tmp_path / "old.db")) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM assets").fetchone()[0] == 4  # nothing lost
+        assert catalog.other_models(conn) == 3  # the old rows, left out of reads until their files are re-tagged
+
+
+def test_the_migration_survives_kill_9_at_any_point(tmp_path: Path) -> None:
+    migrate = f"import sys; sys.path.insert(0, {str(REPO / 'src')!r}); from soundtag import catalog; " \
+              "catalog.connect(sys.argv[1]).close()"
+    for delay in (0.0, 0.02, 0.05, 0.1, 0.2, 0.4):
+        db = tmp_path / f"old-{delay}.db"
+        _old_catalog(db, 2000)
+        proc = subprocess.Popen([sys.executable, "-c", migrate, str(db)])
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        with closing(catalog.connect(db)) as conn:  # a later open finishes what was cut off
+            assert conn.execute("SELECT COUNT(*) FROM assets").fetchone()[0] == 2000
+            assert "model" in {row[1] for row in conn.execute("PRAGMA table_info(assets)")}
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

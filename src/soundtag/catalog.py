@@ -4,6 +4,11 @@ Parquet. `soundtag.ingest` fills it and `soundtag.index` searches it by similari
 
 Each batch of files is committed in one transaction as soon as it is tagged, so an interrupted run (even kill -9)
 keeps everything committed before it, and a re-run skips files whose size and modification time are unchanged.
+
+Every file's rows record the model that wrote them (`assets.model`, a key into `models`: a digest of the weights,
+labels and the settings that shape tags, see `Classifier.identity`). The catalog answers from one model's rows, the
+one of its last `tag` run (`meta.model`): a run with another model or other settings re-tags the files, so tags,
+events and embeddings from two networks are never mixed.
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS assets (
     id INTEGER PRIMARY KEY, path TEXT NOT NULL UNIQUE, size INTEGER, mtime_ns INTEGER, duration REAL,
     sample_rate INTEGER, channels INTEGER, status TEXT NOT NULL, error TEXT, tagged_at TEXT,
-    peak REAL, rms_dbfs REAL, dc_offset REAL, clipped REAL, ood REAL);
+    peak REAL, rms_dbfs REAL, dc_offset REAL, clipped REAL, ood REAL, model TEXT);
+CREATE TABLE IF NOT EXISTS models (key TEXT PRIMARY KEY, identity TEXT NOT NULL, first_used TEXT);
 CREATE TABLE IF NOT EXISTS window_tags (
     asset_id INTEGER NOT NULL REFERENCES assets(id) ON DELETE CASCADE,
     start_s REAL, end_s REAL, label TEXT, score REAL);
@@ -50,6 +56,7 @@ CREATE INDEX IF NOT EXISTS file_tags_label ON file_tags(label, score);
 CREATE INDEX IF NOT EXISTS events_label ON events(label, score);
 """
 STATS = ("peak", "rms_dbfs", "dc_offset", "clipped")
+CURRENT = "a.model IS (SELECT value FROM meta WHERE key = 'model')"  # rows of the model the catalog answers from
 
 
 def connect(db: str | Path) -> sqlite3.Connection:
@@ -68,10 +75,41 @@ def connect(db: str | Path) -> sqlite3.Connection:
     conn.execute("PRAGMA foreign_keys=ON")
     conn.executescript(SCHEMA)
     have = {row[1] for row in conn.execute("PRAGMA table_info(assets)")}
-    for column in [*STATS, "ood"]:
-        if column not in have:  # a catalog written before the level checks: its files get NULL until re-tagged
-            conn.execute(f"ALTER TABLE assets ADD COLUMN {column} REAL")
+    for column, kind in [*((c, "REAL") for c in (*STATS, "ood")), ("model", "TEXT")]:
+        if column not in have:  # a catalog of an earlier soundtag: its files get NULL until re-tagged (each ALTER is
+            conn.execute(f"ALTER TABLE assets ADD COLUMN {column} {kind}")  # its own transaction: kill -9 safe)
     return conn
+
+
+def use_model(conn: sqlite3.Connection, key: str, identity: dict) -> None:
+    """Make `key` the model the catalog answers from, recording what it is."""
+    with conn:
+        conn.execute("INSERT OR IGNORE INTO models VALUES (?, ?, datetime('now'))", (key, json.dumps(identity)))
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('model', ?)", (key,))
+
+
+def current_model(conn: sqlite3.Connection) -> dict | None:
+    """The identity of the model the catalog answers from; None for a catalog written before soundtag 0.5."""
+    row = conn.execute("SELECT m.identity FROM meta JOIN models m ON m.key = meta.value "
+                       "WHERE meta.key = 'model'").fetchone()
+    return json.loads(row[0]) if row else None
+
+
+def check_same_model(db: str | Path, identity: dict) -> None:
+    """Refuse to compare a query made with the model `identity` against a catalog tagged with another network
+    (catalogs before soundtag 0.5 do not say which, and pass)."""
+    with closing(open_catalog(db)) as conn:
+        tagged = current_model(conn)
+    if tagged is not None and tagged["weights"] != identity["weights"]:
+        raise CatalogError(f"{db} was tagged with another model (weights {tagged['weights']}, this one "
+                           f"{identity['weights']}): its embeddings are not comparable; pass that model with --model, "
+                           "or tag the catalog again with this one")
+
+
+def other_models(conn: sqlite3.Connection) -> int:
+    """How many files hold rows of a model other than the current one (kept by `tag --keep-old`, or not yet
+    re-tagged); every read leaves them out."""
+    return conn.execute(f"SELECT COUNT(*) FROM assets a WHERE NOT ({CURRENT})").fetchone()[0]
 
 
 def open_catalog(db: str | Path) -> sqlite3.Connection:
@@ -117,13 +155,23 @@ def write_atomically(out: str | Path) -> Iterator[Path]:
         part.unlink(missing_ok=True)
 
 
-def pending(conn: sqlite3.Connection, paths: list[Path]) -> list[Path]:
-    """Paths that are new, whose size or modification time changed since they were catalogued, or that were tagged
-    before windows and events were kept (a catalog written by soundtag 0.1: its files have no `windows` rows)."""
-    known = {row[0]: (row[1], row[2]) for row in conn.execute(
-        "SELECT path, size, mtime_ns FROM assets a WHERE status = 'error' "
+def pending(conn: sqlite3.Connection, paths: list[Path], model: str,
+            keep_old: bool = False) -> tuple[list[Path], int]:
+    """Paths to tag: new, changed in size or modification time since they were catalogued, tagged before windows
+    and events were kept (soundtag 0.1: no `windows` rows), or tagged by another model or other settings than
+    `model` (unless `keep_old`). Also returns how many are there only for that last reason."""
+    known = {row[0]: ((row[1], row[2]), row[3]) for row in conn.execute(
+        "SELECT path, size, mtime_ns, model FROM assets a WHERE status = 'error' "
         "OR EXISTS (SELECT 1 FROM windows w WHERE w.asset_id = a.id)")}
-    return [p for p in paths if known.get(path_text(p)) != file_stamp(p)]
+    todo, retag = [], 0
+    for p in paths:
+        stamp, by = known.get(path_text(p), (None, None))
+        if stamp != file_stamp(p):
+            todo.append(p)
+        elif by != model and not keep_old:
+            todo.append(p)
+            retag += 1
+    return todo, retag
 
 
 def path_text(path: Path) -> str:
@@ -141,15 +189,16 @@ def file_stamp(path: Path) -> tuple[int | None, int | None]:
         return None, None
 
 
-def write_asset(conn: sqlite3.Connection, path: Path, info: dict, result: Analysis | None) -> None:
-    """Replace the file's rows (a changed file loses its old tags through the cascade)."""
+def write_asset(conn: sqlite3.Connection, path: Path, info: dict, result: Analysis | None, model: str) -> None:
+    """Replace the file's rows with those of `model` (a changed file loses its old tags through the cascade)."""
     conn.execute("DELETE FROM assets WHERE path = ?", (path_text(path),))
     status = "error" if result is None else "silent" if result.silent else "ok"
     cur = conn.execute(
         "INSERT INTO assets (path, size, mtime_ns, duration, sample_rate, channels, status, error, tagged_at, "
-        "peak, rms_dbfs, dc_offset, clipped, ood) VALUES (?, ?, ?, ?, ?, ?, ?, ?, datetime('now'), ?, ?, ?, ?, ?)",
+        "peak, rms_dbfs, dc_offset, clipped, ood, model) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, datetime('now'), ?, ?, ?, ?, ?, ?)",
         (path_text(path), info["size"], info["mtime_ns"], result.duration if result else None, info["sample_rate"],
-         info["channels"], status, info["error"], *(info[k] for k in STATS), result.ood if result else None))
+         info["channels"], status, info["error"], *(info[k] for k in STATS), result.ood if result else None, model))
     if result is None:
         return
     asset = cur.lastrowid
@@ -172,7 +221,7 @@ def search(db: str | Path, label: str, min_score: float = 0.5,
     if between is not None and not 0 <= between[0] < between[1]:
         raise CatalogError(f"--between {between[0]:g} {between[1]:g}: the start must come before the end (seconds)")
     sql = ("SELECT a.path, e.start_s, e.end_s, e.score FROM events e JOIN assets a ON a.id = e.asset_id "
-           "WHERE e.label = ? AND e.score >= ?")
+           f"WHERE e.label = ? AND e.score >= ? AND {CURRENT}")
     args: list = [label, min_score]
     if between is not None:
         sql += " AND e.end_s > ? AND e.start_s < ?"
@@ -211,8 +260,8 @@ def export(db: str | Path, out: str | Path, fmt: str) -> int:
     """Write one row per file (path, status, duration, top tags, events) as csv, jsonl or parquet; returns the row
     count. In CSV, tags read `label:score;...` and events `label@start-end:score;...` (seconds)."""
     with closing(open_catalog(db)) as conn:
-        assets = conn.execute("SELECT id, path, status, error, duration, sample_rate, channels FROM assets "
-                              "ORDER BY path").fetchall()
+        assets = conn.execute("SELECT id, path, status, error, duration, sample_rate, channels FROM assets a "
+                              f"WHERE {CURRENT} ORDER BY path").fetchall()
         tags: dict[int, list] = {}
         query = "SELECT asset_id, label, score FROM file_tags ORDER BY asset_id, rank"
         for asset, label, score in conn.execute(query):

@@ -174,6 +174,9 @@ def build_parser() -> argparse.ArgumentParser:
                "  soundtag tag new_files.txt --db catalog.db --window 2 --hop 1")
     p.add_argument("roots", nargs="+", metavar="ROOT", help="folders, audio files, or .txt/.lst lists of paths")
     p.add_argument("--db", required=True, help="the SQLite catalog (created if missing)")
+    p.add_argument("--keep-old", action="store_true",
+                   help="keep the rows of files another model or other settings tagged instead of re-tagging them "
+                        "(searches, exports, QA and `similar` answer from this model's rows only)")
     p.add_argument("--workers", type=_positive(int, zero_ok=True), default=2,
                    help="local: decoding threads beside inference, 0 decodes in turn with it; ray: model actors, "
                         "one CPU each (default: %(default)s)")

@@ -150,9 +150,12 @@ def cmd_tag(args: argparse.Namespace) -> int:
     if args.engine == "ray" and args.workers == 0:
         raise ConfigError("--engine ray needs --workers 1 or more (model actors)")
     keep_freed_memory()
-    counts = tag_library(args.roots, args.db, clf, workers=args.workers, engine=args.engine, address=args.address)
-    print(f"{counts['found']} files: {counts['tagged']} tagged, {counts['failed']} unreadable, {counts['skipped']} "
-          f"unchanged since the last run; {counts['seconds']:.1f} s")
+    counts = tag_library(args.roots, args.db, clf, workers=args.workers, engine=args.engine, address=args.address,
+                         keep_old=args.keep_old)
+    again = f" ({counts['retagged']} of them re-tagged: another model or other settings wrote them)" \
+        if counts["retagged"] else ""
+    print(f"{counts['found']} files: {counts['tagged']} tagged{again}, {counts['failed']} unreadable, "
+          f"{counts['skipped']} unchanged since the last run; {counts['seconds']:.1f} s")
     if counts["failed"]:
         print(f"{counts['failed']} files could not be read: `soundtag qa --db {args.db}` lists them with the reason",
               file=sys.stderr)
@@ -177,12 +180,15 @@ def cmd_search(args: argparse.Namespace) -> int:
 
 
 def cmd_similar(args: argparse.Namespace) -> int:
+    from soundtag.catalog import check_same_model
     from soundtag.index import similar
     from soundtag.infer import Classifier
 
-    result = Classifier.load(args.model).analyze(args.file)
+    clf = Classifier.load(args.model)
+    result = clf.analyze(args.file)
     if result.silent:
         raise AudioError(args.file, "is silent; there is no sound to compare")
+    check_same_model(args.db, clf.identity)
     hits = similar(args.db, result.embedding, args.k, exclude=args.file)
     for hit in hits:
         print(f"{hit['score']:.3f}  {hit['path']}")

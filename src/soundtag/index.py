@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from soundtag.catalog import open_catalog
+from soundtag.catalog import CURRENT, open_catalog
 
 
 def similar(db: str | Path, query: np.ndarray, k: int = 10, exclude: str | Path | None = None) -> list[dict]:
@@ -38,7 +38,7 @@ def embedding_index(db: str | Path):  # -> faiss.IndexIDMap2
         import faiss
     except ImportError:
         raise ImportError("similarity search needs faiss: pip install faiss-cpu") from None
-    rows = "FROM embeddings e JOIN assets a ON a.id = e.asset_id WHERE a.status = 'ok'"
+    rows = f"FROM embeddings e JOIN assets a ON a.id = e.asset_id WHERE a.status = 'ok' AND {CURRENT}"
     path, stamp_path = Path(f"{db}.faiss"), Path(f"{db}.faiss.json")
     with closing(open_catalog(db)) as conn:
         stamp = list(conn.execute(f"SELECT COUNT(*), TOTAL(a.id), MAX(a.tagged_at) {rows}").fetchone())

@@ -10,6 +10,9 @@ amplify hiss into a sound).
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 import os
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -20,6 +23,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
+from soundtag import __version__
 from soundtag.audio import AudioError, load, load_blocks
 from soundtag.decode import is_long
 from soundtag.errors import ConfigError, ModelError
@@ -109,6 +113,28 @@ class Classifier:
         onnx_path = folder / "model.onnx" if (folder / "model.onnx").exists() else None
         return cls(load_model(folder), onnx_path=onnx_path, ood_stats=_ood_stats(folder / OOD_FILE), device=device,
                    **overrides)
+
+    @functools.cached_property
+    def identity(self) -> dict:
+        """What makes this classifier's tags what they are: a digest of its weights and labels (and of the AudioSet
+        model and mapping it fuses with), the settings that shape tags, and the soundtag version (recorded, not
+        compared). Catalogs key their rows on `model_key`."""
+        digest = hashlib.sha256(json.dumps(self.classes).encode())
+        for name, tensor in sorted(self.bundle.model.state_dict().items()):
+            digest.update(name.encode() + tensor.detach().cpu().contiguous().numpy().tobytes())
+        if self.config.audioset_weight > 0:
+            from soundtag.audioset import ARCHIVE_SHA256, MAPPING
+
+            digest.update(ARCHIVE_SHA256.encode() + MAPPING.read_bytes())
+        settings = ("window", "hop", "silence_dbfs", "threshold", "aggregate", "audioset_weight")
+        return {"weights": digest.hexdigest()[:16], **{k: getattr(self.config, k) for k in settings},
+                "soundtag": __version__}
+
+    @property
+    def model_key(self) -> str:
+        """A short key of `identity` without the version: equal keys, equal tags."""
+        same = {k: v for k, v in self.identity.items() if k != "soundtag"}
+        return hashlib.sha256(json.dumps(same, sort_keys=True).encode()).hexdigest()[:16]
 
     def predict(self, source: str | Path | np.ndarray, sample_rate: int | None = None,
                 top_k: int | None = None) -> list[dict]:

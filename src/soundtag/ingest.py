@@ -21,7 +21,7 @@ import torch
 from tqdm import tqdm
 
 from soundtag.audio import prepare, prepare_blocks
-from soundtag.catalog import STATS, connect, file_stamp, pending, sole_writer, write_asset
+from soundtag.catalog import STATS, connect, file_stamp, pending, sole_writer, use_model, write_asset
 from soundtag.data import AUDIO_SUFFIXES
 from soundtag.decode import decode, decode_blocks, is_long
 from soundtag.errors import AudioError, ConfigError
@@ -92,9 +92,12 @@ def _failure(err: Exception) -> dict:
 
 
 def tag_library(roots: Iterable[str | Path], db: str | Path, clf: Classifier, workers: int = 2,
-                batch_files: int = 64, engine: str = "local", address: str | None = None) -> dict:
-    """Tag every new or changed file under `roots` into the catalog `db`; returns counts for this run. One run
-    writes a catalog at a time (a second is refused with CatalogError).
+                batch_files: int = 64, engine: str = "local", address: str | None = None,
+                keep_old: bool = False) -> dict:
+    """Tag every new or changed file under `roots` into the catalog `db`, and every file another model or other
+    settings tagged (unless `keep_old`: then those keep their rows, which reads leave out); returns counts for this
+    run ("retagged": files re-tagged only for that). One run writes a catalog at a time (a second is refused with
+    CatalogError).
 
     engine "local": `workers` decoding threads beside batched inference in this process. engine "ray": Ray Data
     runs decoding and inference in an actor pool of `workers` actors (on the cluster at `address`, else a local
@@ -104,9 +107,11 @@ def tag_library(roots: Iterable[str | Path], db: str | Path, clf: Classifier, wo
     with sole_writer(db), closing(connect(db)) as conn:
         with conn:  # the taxonomy the tags come from, so that searches can check their labels
             conn.execute("INSERT OR REPLACE INTO meta VALUES ('classes', ?)", (json.dumps(clf.classes),))
+        use_model(conn, clf.model_key, clf.identity)
         found = discover(roots)
-        todo = pending(conn, found)
-        counts = {"found": len(found), "skipped": len(found) - len(todo), "tagged": 0, "failed": 0}
+        todo, retagged = pending(conn, found, clf.model_key, keep_old)
+        counts = {"found": len(found), "skipped": len(found) - len(todo), "tagged": 0, "failed": 0,
+                  "retagged": retagged}
         began = time.perf_counter()
         if engine == "local":
             budget = batch_files * round(clf.config.window * clf.sample_rate)  # as much audio as batch_files windows
@@ -118,7 +123,7 @@ def tag_library(roots: Iterable[str | Path], db: str | Path, clf: Classifier, wo
             for results in batches:
                 with conn:  # one transaction per batch
                     for path, info, result in results:
-                        write_asset(conn, path, info, result)
+                        write_asset(conn, path, info, result, clf.model_key)
                         counts["failed" if result is None else "tagged"] += 1
                 bar.update(len(results))
         counts["seconds"] = round(time.perf_counter() - began, 2)

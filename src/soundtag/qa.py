@@ -24,7 +24,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
-from soundtag.catalog import open_catalog, write_atomically
+from soundtag.catalog import CURRENT, open_catalog, write_atomically
 from soundtag.errors import QAError
 
 CHECKS = ("unreadable", "unexpected", "unsure", "unfamiliar", "silent", "clipped", "dc_offset")
@@ -82,7 +82,7 @@ def check_catalog(db: str | Path, config: QAConfig = QAConfig(),
     """Every problem in the catalog (only files under `under`, when given) in path order, and the files checked."""
     with closing(open_catalog(db)) as conn:
         conn.row_factory = sqlite3.Row
-        assets = conn.execute("SELECT * FROM assets ORDER BY path").fetchall()
+        assets = conn.execute(f"SELECT * FROM assets a WHERE {CURRENT} ORDER BY path").fetchall()
         events = _by_asset(conn, "SELECT * FROM events ORDER BY asset_id, score DESC")
         windows = _by_asset(conn, "SELECT * FROM windows WHERE ood IS NOT NULL ORDER BY asset_id, start_s")
         best = dict(conn.execute("SELECT asset_id, score FROM file_tags WHERE rank = 1"))
