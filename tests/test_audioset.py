@@ -118,3 +118,28 @@ def test_the_fused_classifier_is_the_cnn_fused_with_zero_shot_scores(yamnet_fold
     np.testing.assert_allclose(fused.probabilities(wave), audioset.fuse(cnn.probabilities(wave), zero_shot, 0.3),
                                atol=1e-5)
     assert fused.classes[fused.probabilities(wave).argmax()] == "dog"
+
+
+def test_the_audioset_taxonomy_tags_with_audiosets_classes(yamnet_folder: Path, tmp_path: Path) -> None:
+    from soundtag.catalog import search
+    from soundtag.infer import Classifier
+    from soundtag.ingest import tag_library
+
+    clf = Classifier.load(taxonomy="audioset")
+    assert len(clf.classes) == 521 and clf.config.threshold == audioset.THRESHOLD
+    assert Classifier.load(taxonomy="audioset", threshold=0.4).config.threshold == 0.4
+    tags = clf.predict(REPO / "examples" / "sea_waves.flac", top_k=3)
+    assert {t["label"] for t in tags} & {"Ocean", "Waves, surf"}
+    assert clf.model_key != Classifier.load().model_key
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "rain.flac").write_bytes((REPO / "examples" / "rain.flac").read_bytes())
+    tag_library([tmp_path / "lib"], tmp_path / "c.db", clf, workers=0)
+    assert search(tmp_path / "c.db", "Rain", min_score=0.3)  # AudioSet's names are the catalog's labels
+
+
+def test_cli_takes_the_taxonomy(yamnet_folder: Path, capsys: pytest.CaptureFixture) -> None:
+    from soundtag.cli import main
+
+    assert main(["predict", str(REPO / "examples" / "rain.flac"), "--taxonomy", "audioset", "--top-k", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "Rain" in out or "Water" in out

@@ -124,7 +124,9 @@ def build_app(clf: Classifier, examples: list[str] | None = None, db: str | Path
         examples = sorted(str(p) for p in EXAMPLES.glob("*.flac"))
     with gr.Blocks(title="soundtag") as demo:
         gr.Markdown("# soundtag\nUpload or record a sound and get its tags: "
-                    f"{len(clf.classes)} environmental sound classes from ESC-50. Each sound gets its own score "
+                    f"{len(clf.classes)} sound classes ("
+                    f"{'AudioSet' if clf.config.taxonomy == 'audioset' else 'environmental sounds from ESC-50'}). "
+                    "Each sound gets its own score "
                     "(several can be present at once); audio longer than "
                     f"{clf.config.window:g} s is scored in windows every {clf.config.hop:g} s "
                     f"(uploads up to {MAX_SECONDS / 60:g} minutes and {MAX_MB} MB), and a sound is "
@@ -179,7 +181,7 @@ def catalog_tab(tagger: Tagger) -> None:
 
 
 def launch(model: str | None = None, host: str | None = None, port: int | None = None, backend: str | None = None,
-           db: str | Path | None = None, **kwargs: object) -> gr.Blocks:
+           db: str | Path | None = None, taxonomy: str | None = None, **kwargs: object) -> gr.Blocks:
     """Serve the app on `host`:`port`, else $GRADIO_SERVER_NAME:$GRADIO_SERVER_PORT (as Hugging Face Spaces sets
     them), else 127.0.0.1:7860 (this machine only)."""
     host = host or os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1"
@@ -189,7 +191,7 @@ def launch(model: str | None = None, host: str | None = None, port: int | None =
     check_port(host, port)  # before the model loads
     server_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    demo = build_app(Classifier.load(model, backend=backend), db=db)
+    demo = build_app(Classifier.load(model, backend=backend, taxonomy=taxonomy), db=db)
     demo.launch(server_name=host, server_port=port, max_file_size=MAX_FILE_SIZE, show_error=True, **kwargs)
     return demo
 

@@ -11,7 +11,7 @@ from soundtag import __version__
 from soundtag.commands import COMMANDS
 from soundtag.data import ESC50_URL
 from soundtag.errors import AudioError, CatalogError, ConfigError, DatasetError, ModelError, QAError
-from soundtag.inference_config import BACKENDS, PRECISIONS
+from soundtag.inference_config import BACKENDS, PRECISIONS, TAXONOMIES
 from soundtag.qa import QAConfig
 
 USER_ERRORS = (AudioError, CatalogError, ConfigError, DatasetError, FileNotFoundError, ImportError, ModelError,
@@ -70,6 +70,9 @@ def _inference_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--audioset-weight", type=_share,
                    help="weight of AudioSet's zero-shot scores (YAMNet) fused with the CNN's, 0-1; 0 is the CNN "
                         "alone (default: the model's)")
+    p.add_argument("--taxonomy", choices=TAXONOMIES,
+                   help="the tags: esc50, the model's 50 classes (default), or audioset, YAMNet's 521 AudioSet "
+                        "classes (speech, music, vehicles, alarms...)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -242,9 +245,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="flag an unexpected sound's event only if its peak score reaches this; events exist where a "
                         "sound reached the model's decision threshold (default: %(default)s, every such event)")
     p.add_argument("--unsure-score", type=float, default=defaults.unsure_score,
-                   help="flag a file where no window scores this on any sound (default: %(default)s)")
+                   help="flag a file where no window scores this on any sound (default: the decision threshold of "
+                        "the model that tagged it: no sound present)")
     p.add_argument("--max-ood", type=float, help="distance from the training audio above which a window is "
                                                  "unfamiliar (default: the model's own threshold)")
+    p.add_argument("--taxonomy", choices=TAXONOMIES,
+                   help="the tags: esc50, the model's 50 classes (default), or audioset, YAMNet's 521 AudioSet "
+                        "classes (speech, music, vehicles, alarms...)")
     p.add_argument("--model", help="model folder (default: the shipped ESC-50 model, or $SOUNDTAG_MODEL)")
 
     p = sub.add_parser(
@@ -270,6 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=_positive(int), help="port (default: $GRADIO_SERVER_PORT, else 7860)")
     p.add_argument("--model", help="model folder (default: the shipped ESC-50 model, or $SOUNDTAG_MODEL)")
     p.add_argument("--backend", choices=BACKENDS, help="inference backend (default: the model's, torch)")
+    p.add_argument("--taxonomy", choices=TAXONOMIES,
+                   help="the tags: esc50, the model's 50 classes (default), or audioset, YAMNet's 521 AudioSet "
+                        "classes (speech, music, vehicles, alarms...)")
     p.add_argument("--db", help="a catalog (from `soundtag tag`) to search in the app's catalog tab")
     return parser
 

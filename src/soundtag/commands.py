@@ -19,7 +19,7 @@ def _classifier(args: argparse.Namespace, **settings: object) -> object:
     from soundtag.infer import Classifier
 
     clf = Classifier.load(args.model, window=args.window, hop=args.hop, top_k=args.top_k, threshold=args.threshold,
-                          audioset_weight=args.audioset_weight, **settings)
+                          audioset_weight=args.audioset_weight, taxonomy=args.taxonomy, **settings)
     trained = clf.bundle.audio.duration
     if abs(clf.config.window - trained) > 1e-6:
         print(f"note: the model was trained on {trained:g}-s clips; its scores on {clf.config.window:g}-s windows "
@@ -205,7 +205,7 @@ def cmd_qa(args: argparse.Namespace) -> int:
 
     if not args.roots and not args.db:
         raise ConfigError("give folders or files to check, or --db with a tagged catalog")
-    clf = Classifier.load(args.model)
+    clf = Classifier.load(args.model, taxonomy=args.taxonomy)
     rules = read_rules(args.rules) if args.rules else ()
     unknown = sorted({x for x in args.expect + tuple(x for _, labels in rules for x in labels)} - set(clf.classes))
     if unknown:
@@ -243,7 +243,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 def cmd_app(args: argparse.Namespace) -> int:
     from soundtag.app import launch
 
-    launch(args.model, host=args.host, port=args.port, backend=args.backend, db=args.db)
+    launch(args.model, host=args.host, port=args.port, backend=args.backend, db=args.db, taxonomy=args.taxonomy)
     return 0
 
 

@@ -30,7 +30,7 @@ from soundtag.errors import ConfigError, ModelError
 from soundtag.events import find_events, presence
 from soundtag.inference_config import InferenceConfig, override
 from soundtag.model import ModelBundle, load_model
-from soundtag.runners import BATCH, fused_runner, onnx_runner, torch_runner
+from soundtag.runners import BATCH, audioset_runner, fused_runner, onnx_runner, torch_runner
 from soundtag.windows import Windows
 
 SILENCE = "silence"
@@ -99,7 +99,15 @@ class Classifier:
             raise ConfigError("the onnx backend runs on the CPU; use the torch backend for a GPU")
         else:
             self._run = onnx_runner(bundle, onnx_path)
-        if self.config.audioset_weight > 0:
+        if self.config.taxonomy == "audioset":
+            from soundtag.audioset import THRESHOLD, Yamnet
+
+            yamnet = Yamnet.load(threads=torch.get_num_threads())
+            self.classes = yamnet.classes
+            self._run = audioset_runner(self._run, yamnet, self.sample_rate)
+            if overrides.get("threshold") is None:  # the model's own threshold is for its own scores
+                self.config = override(self.config, threshold=THRESHOLD)
+        elif self.config.audioset_weight > 0:
             from soundtag.audioset import Yamnet
 
             self._run = fused_runner(self._run, Yamnet.load(threads=torch.get_num_threads()), self.classes,
@@ -122,11 +130,11 @@ class Classifier:
         digest = hashlib.sha256(json.dumps(self.classes).encode())
         for name, tensor in sorted(self.bundle.model.state_dict().items()):
             digest.update(name.encode() + tensor.detach().cpu().contiguous().numpy().tobytes())
-        if self.config.audioset_weight > 0:
+        if self.config.audioset_weight > 0 or self.config.taxonomy == "audioset":
             from soundtag.audioset import ARCHIVE_SHA256, MAPPING
 
             digest.update(ARCHIVE_SHA256.encode() + MAPPING.read_bytes())
-        settings = ("window", "hop", "silence_dbfs", "threshold", "aggregate", "audioset_weight")
+        settings = ("window", "hop", "silence_dbfs", "threshold", "aggregate", "audioset_weight", "taxonomy")
         return {"weights": digest.hexdigest()[:16], **{k: getattr(self.config, k) for k in settings},
                 "soundtag": __version__}
 

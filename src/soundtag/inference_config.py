@@ -10,6 +10,7 @@ from soundtag.errors import ConfigError
 from soundtag.events import AGGREGATES
 
 BACKENDS = ("torch", "onnx")
+TAXONOMIES = ("esc50", "audioset")
 PRECISIONS = ("fp32", "bf16")
 
 
@@ -28,6 +29,8 @@ class InferenceConfig:
     precision: str = "fp32"  # or "bf16" (torch backend): about 2x faster on CPUs with bf16 instructions
     audioset_weight: float = 0.0  # weight of AudioSet's zero-shot scores (YAMNet, `soundtag.audioset`) in the
     # weighted geometric mean with the CNN's; 0 is the CNN alone and needs no AudioSet model
+    taxonomy: str = "esc50"  # the model's own classes; or "audioset": YAMNet's 521 AudioSet classes (speech, music,
+    # vehicles, alarms...) as the tags, their probabilities as the scores
 
     def __post_init__(self) -> None:
         if not 0.1 <= self.window <= 600 or not 0 < self.hop <= self.window:  # NaN fails both
@@ -42,7 +45,8 @@ class InferenceConfig:
         if not 1 <= self.top_k <= 10_000:
             raise ConfigError(f"top_k must be at least 1, got {self.top_k}")
         for name, value, allowed in (("aggregate", self.aggregate, AGGREGATES), ("backend", self.backend, BACKENDS),
-                                     ("precision", self.precision, PRECISIONS)):
+                                     ("precision", self.precision, PRECISIONS),
+                                     ("taxonomy", self.taxonomy, TAXONOMIES)):
             if value not in allowed:
                 raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
         if self.precision == "bf16" and self.backend != "torch":

@@ -21,10 +21,10 @@ import fnmatch
 import os
 import sqlite3
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from soundtag.catalog import CURRENT, open_catalog, write_atomically
+from soundtag.catalog import CURRENT, current_model, open_catalog, write_atomically
 from soundtag.errors import QAError
 
 CHECKS = ("unreadable", "unexpected", "unsure", "unfamiliar", "silent", "clipped", "dc_offset")
@@ -38,7 +38,8 @@ class QAConfig:
     expect: tuple[str, ...] = ()  # labels allowed in every file (empty: no expectation)
     rules: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (folder pattern, labels); the longest match wins
     unexpected_score: float = 0.0  # an event of a label outside the expectation with at least this peak is flagged
-    unsure_score: float = 0.3  # a file where no window scores this on any sound is flagged
+    unsure_score: float | None = None  # a file where no window scores this on any sound is flagged; None: the
+    # decision threshold of the model that tagged the catalog (no sound present), 0.3 for catalogs before 0.5
     max_ood: float | None = None  # Mahalanobis distance of a window's embedding from the training clips'
     silence_dbfs: float = -60.0
     max_clipped: float = 0.001  # fraction of samples at full scale
@@ -86,6 +87,9 @@ def check_catalog(db: str | Path, config: QAConfig = QAConfig(),
         events = _by_asset(conn, "SELECT * FROM events ORDER BY asset_id, score DESC")
         windows = _by_asset(conn, "SELECT * FROM windows WHERE ood IS NOT NULL ORDER BY asset_id, start_s")
         best = dict(conn.execute("SELECT asset_id, score FROM file_tags WHERE rank = 1"))
+        if config.unsure_score is None:
+            model = current_model(conn)
+            config = replace(config, unsure_score=model["threshold"] if model else 0.3)
     if under is not None:
         roots = [os.path.abspath(r) for r in under]  # as the catalog stores them (see `ingest.discover`)
         assets = [a for a in assets if any(a["path"] == r or a["path"].startswith(r.rstrip("/") + "/") for r in roots)]

@@ -78,3 +78,14 @@ def fused_runner(run: Runner, yamnet: Yamnet, classes: list[str], weight: float,
         return fuse(probs, zero_shot(audioset, mapping), weight), embedding
 
     return run_fused
+
+
+def audioset_runner(run: Runner, yamnet: Yamnet, sample_rate: int) -> Runner:
+    """YAMNet's AudioSet probabilities `(n, 521)` of the windows as the scores, beside `run`'s embeddings (what
+    the unfamiliar-audio statistics and the catalog's similarity search describe)."""
+
+    def run_audioset(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        _, embedding = run(windows)
+        return yamnet.windows(windows, sample_rate)[0], embedding
+
+    return run_audioset
