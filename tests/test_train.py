@@ -170,3 +170,26 @@ def test_fold_models_never_see_their_test_fold(tone_dataset: Path, tmp_path: Pat
     fold_of = {p.name: int(k) for p, k in zip(dataset.paths, dataset.folds)}
     assert rows and all(fold_of[r["file"]] == int(r["fold"]) for r in rows)
     assert sorted({int(r["fold"]) for r in rows}) == [1, 2] and len(rows) == sum(dataset.folds <= 2)
+
+
+def test_resume_continues_the_folds_that_were_started_and_refuses_others(tone_dataset: Path, tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = make_config("smoke", overrides=[*TINY, "train.epochs=2"])
+    real_write_log = train._write_log
+
+    def crash(path: Path, log: list) -> None:
+        real_write_log(path, log)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "_write_log", crash)
+    with pytest.raises(KeyboardInterrupt):
+        run(cfg, tone_dataset, tmp_path / "r", folds=[1, 2])
+    monkeypatch.setattr(train, "_write_log", real_write_log)
+    assert train.run_plan(tmp_path / "r") == {"folds": [1, 2], "full": False}
+    with pytest.raises(ConfigError, match=r"started with --folds 1,2.*drop --folds 3"):
+        run(cfg, tone_dataset, tmp_path / "r", folds=[3], resume=True)
+    with pytest.raises(ConfigError, match="drop --full"):
+        run(cfg, tone_dataset, tmp_path / "r", full=True, resume=True)
+    run(cfg, tone_dataset, tmp_path / "r", resume=True)  # as `soundtag train --out r --resume` calls it
+    assert sorted(p.name for p in (tmp_path / "r").glob("fold*")) == ["fold1", "fold2"]
+    assert all((tmp_path / "r" / f"fold{k}" / "model.safetensors").exists() for k in (1, 2))

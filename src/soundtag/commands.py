@@ -38,7 +38,7 @@ def cmd_download(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from soundtag.config import make_config
     from soundtag.evaluate import evaluate_run
-    from soundtag.train import run
+    from soundtag.train import run, run_plan
 
     saved = Path(args.out) / "config.json"
     if args.resume and saved.exists():
@@ -48,7 +48,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         config = make_config(args.preset, args.config, args.overrides)
     out = run(config, args.data, args.out, folds=args.folds, full=args.full, resume=args.resume)
-    if not args.full and int(os.environ.get("RANK", 0)) == 0:  # under torchrun, one process reports
+    full = (run_plan(out) or {"full": args.full})["full"]
+    if not full and int(os.environ.get("RANK", 0)) == 0:  # under torchrun, one process reports
         print_summary(evaluate_run(out, args.data))
     print(f"run saved in {out}")
     return 0

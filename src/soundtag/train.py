@@ -187,12 +187,19 @@ def run(cfg: RunConfig, data: str | Path, out: str | Path, folds: list[int] | No
     out = Path(out)
     if (out / "config.json").exists() and not resume:
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it, or choose another --out")
+    started = run_plan(out) if resume else None
+    if started is not None:  # a resumed run does what was started, not what this call would default to
+        asked = {"folds": folds, "full": full}
+        if (folds is not None or full) and asked != started:
+            raise ConfigError(f"{out} was started with {_plan_text(started)}; --resume continues that, so drop "
+                              f"{_plan_text(asked)} or choose another --out")
+        folds, full = started["folds"], started["full"]
     dataset = load_dataset(data)
     cfg = replace(cfg, model=replace(cfg.model, n_classes=len(dataset.classes)))
     _check_folds(cfg, dataset, folds, full)
     rank, _ = _distributed()
     if rank == 0:
-        _write_run_files(out, cfg, data)
+        _write_run_files(out, cfg, data, {"folds": folds, "full": full})
     cache = Path(data) if Path(data).is_dir() else Path(data).parent
     power = torch.from_numpy(build_features(dataset, cfg.audio, cfg.frontend, cache / ".soundtag-cache"))
     rooms = None
@@ -232,8 +239,22 @@ def _check_folds(cfg: RunConfig, dataset: Dataset, folds: list[int] | None, full
         raise ConfigError(f"train.val_fold={cfg.train.val_fold} is also a test fold; choose folds that exclude it")
 
 
-def _write_run_files(out: Path, cfg: RunConfig, data: str | Path) -> None:
-    """The config actually used, and where it ran; a resumed run must use the same config."""
+def run_plan(out: str | Path) -> dict | None:
+    """What the run in `out` was asked to do, `{"folds": [k, ...] or None for all, "full": bool}`; None for runs
+    written before soundtag 0.5 recorded it."""
+    path = Path(out) / "run.json"
+    info = json.loads(path.read_text()) if path.is_file() else {}
+    return {"folds": info["folds"], "full": info["full"]} if "full" in info else None
+
+
+def _plan_text(plan: dict) -> str:
+    return "--full" if plan["full"] else f"--folds {','.join(map(str, plan['folds']))}" if plan["folds"] else \
+        "all folds"
+
+
+def _write_run_files(out: Path, cfg: RunConfig, data: str | Path, plan: dict) -> None:
+    """The config actually used, what the run was asked to do, and where it ran; a resumed run must use the same
+    config."""
     out.mkdir(parents=True, exist_ok=True)
     config_path = out / "config.json"
     text = json.dumps(cfg.to_dict(), indent=2) + "\n"
@@ -243,7 +264,7 @@ def _write_run_files(out: Path, cfg: RunConfig, data: str | Path) -> None:
     config_path.write_text(text)
     info_path = out / "run.json"
     if not info_path.exists():
-        info = {"data": str(data), "git_commit": _git_commit(), "machine": machine_description(),
+        info = {"data": str(data), **plan, "git_commit": _git_commit(), "machine": machine_description(),
                 "torch": torch.__version__, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
         info_path.write_text(json.dumps(info, indent=2) + "\n")
 
