@@ -433,13 +433,14 @@ def test_export_leaves_no_half_written_file(clf: Classifier, tmp_path: Path, mon
 
 def test_a_long_file_is_tagged_block_by_block_to_the_same_rows(clf: Classifier, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    """Above STREAM_ABOVE a file is decoded, measured and tagged a block at a time: the catalog rows are the same."""
+    """Above STREAM_ABOVE bytes a file is decoded, measured and tagged a block at a time: the catalog rows are the
+    same."""
     (tmp_path / "lib").mkdir()
     rng = np.random.default_rng(1)
     take = np.stack([tone(440.0, 22050, 12.0), 0.2 * rng.standard_normal(22050 * 12)], axis=1).astype(np.float32)
     sf.write(tmp_path / "lib" / "take.flac", take, 22050)
     tag_library([tmp_path / "lib"], tmp_path / "whole.db", clf, workers=0)
-    monkeypatch.setattr(ingest, "STREAM_ABOVE", 5.0)
+    monkeypatch.setattr(ingest, "STREAM_ABOVE", 5 * 32_000 * 4)  # 5 s at 32 kHz
     streamed_files = []
     monkeypatch.setattr(ingest, "decode_blocks",
                         lambda path: streamed_files.append(path) or decoder.decode_blocks(path, samples=75_000))

@@ -67,3 +67,44 @@ def test_mutated_m4a_through_ffmpeg(tmp_path: Path) -> None:
             assert np.isfinite(load(path)).all()
         except AudioError as err:
             assert str(path) in str(err)
+
+
+def wav_bytes(channels: int, rate: int, bits: int = 16, frames: int = 1600, data_size: int | None = None,
+              fmt: int = 1) -> bytes:
+    """A WAV file written field by field, so that each header field can be made absurd on its own."""
+    import struct
+
+    block = max(1, channels * bits // 8)
+    data = bytes(frames * block) if channels else bytes(frames * 2)
+    size = len(data) if data_size is None else data_size
+    fmt_chunk = struct.pack("<HHIIHH", fmt, channels, rate, (rate * block) & 0xFFFFFFFF, block & 0xFFFF, bits)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt_chunk)) + fmt_chunk + b"data" + struct.pack("<I", size) + data
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+@pytest.mark.parametrize(("fields", "reason"), [
+    ({"rate": 0}, ""),  # libsndfile refuses these two itself: "corrupt", in the same one line
+    ({"rate": 3_000_000_000}, ""),
+    ({"rate": 10}, "sample rate"),
+    ({"channels": 0}, ""),
+    ({"channels": 65535, "frames": 2}, "channels"),
+    ({"channels": 300, "frames": 4}, "channels"),
+    ({"data_size": 0x7FFF_FFF0}, ""),
+    ({"bits": 0}, ""),
+    ({"fmt": 0x55}, ""),
+])
+def test_absurd_header_fields_are_one_line_naming_the_file(tmp_path: Path, fields: dict, reason: str) -> None:
+    from soundtag.decode import decoded_bytes
+
+    path = tmp_path / "absurd.wav"
+    path.write_bytes(wav_bytes(**{"channels": 1, "rate": 16000, **fields}))
+    assert decoded_bytes(path, 32_000) < 1 << 40  # the streaming decision never trusts a size it cannot hold
+    with pytest.raises(AudioError) as caught:
+        load(path)
+    assert str(path) in str(caught.value) and reason in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_sane_handmade_header_decodes(tmp_path: Path) -> None:
+    path = tmp_path / "sane.wav"
+    path.write_bytes(wav_bytes(channels=2, rate=16000))
+    assert load(path, target_rate=16000).shape == (1600,)

@@ -206,7 +206,8 @@ def test_device_is_cuda_when_present_else_cpu_and_checked() -> None:
 
 def test_a_long_file_is_streamed_to_the_same_answer(clf: Classifier, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    """Files above STREAM_ABOVE are decoded, resampled and scored a block at a time; the result is the same."""
+    """Files that decode to more than STREAM_ABOVE bytes are decoded, resampled and scored a block at a time; the
+    result is the same."""
     import soundfile as sf
 
     from soundtag import audio, infer
@@ -215,7 +216,7 @@ def test_a_long_file_is_streamed_to_the_same_answer(clf: Classifier, tmp_path: P
     take = np.concatenate([tone(440.0, 44100, 7.0), 0.1 * rng.standard_normal(44100 * 6), np.zeros(44100 * 5)])
     sf.write(tmp_path / "take.flac", take.astype(np.float32), 44100)
     whole = clf.analyze(audio.load(tmp_path / "take.flac", target_rate=clf.sample_rate), clf.sample_rate)
-    monkeypatch.setattr(infer, "STREAM_ABOVE", 10.0)
+    monkeypatch.setattr(infer, "STREAM_ABOVE", 10 * 32_000 * 4)  # 10 s at 32 kHz
     monkeypatch.setattr(infer, "load_blocks", lambda path, rate: audio.load_blocks(path, rate, samples=57_000))
     streamed = clf.analyze(tmp_path / "take.flac")
     assert streamed.duration == pytest.approx(whole.duration) and streamed.events == whole.events

@@ -14,11 +14,11 @@ import numpy as np
 import soxr
 
 from soundtag.decode import BLOCK_SAMPLES, decode, decode_blocks
+from soundtag.decode import MAX_FILE_CHANNELS as MAX_CHANNELS
+from soundtag.decode import MAX_RATE as MAX_SAMPLE_RATE
+from soundtag.decode import MIN_RATE as MIN_SAMPLE_RATE
 from soundtag.errors import AudioError
 
-MIN_SAMPLE_RATE = 1_000
-MAX_SAMPLE_RATE = 768_000
-MAX_CHANNELS = 64
 MAX_PEAK = 1e4  # float audio may overshoot full scale a little; 80 dB over it is not a recording
 
 

@@ -25,6 +25,8 @@ from soundtag.errors import AudioError
 MAX_DECODED_BYTES = 2 << 30  # float32 samples of one file decoded whole (about 3 h of 48 kHz stereo)
 STREAMED_SIZE = 0xFFFF_FFFF  # the data size of a WAV header written before its length was known
 BLOCK_SAMPLES = 1 << 21  # samples (all channels together) decoded at a time block by block: 8 MB as float32
+MIN_RATE, MAX_RATE = 1_000, 768_000  # Hz: what a file's header may state
+MAX_FILE_CHANNELS = 255  # what a file's header may state (WAVE_FORMAT_EXTENSIBLE allows 65535: none records that)
 # Containers ffmpeg may open for soundtag: audio and audio-in-video formats. Playlists and scripts (hls, concat,
 # ffconcat, ...) are not among them: their entries name other files or URLs, which must never be read for an upload.
 FFMPEG_DEMUXERS = ("mov,matroska,webm,aac,ac3,eac3,dts,mp3,ogg,wav,w64,flac,asf,aiff,caf,amr,amrnb,amrwb,ape,au,"
@@ -66,26 +68,23 @@ def decode_blocks(path: str | Path, samples: int | None = BLOCK_SAMPLES) -> Iter
     yield from _ffmpeg_blocks(path, samples)
 
 
-def header_seconds(path: str | Path) -> float | None:
-    """The duration a file's header states, without decoding; None where soundfile cannot read the header."""
+def decoded_bytes(path: str | Path, target_rate: int, bytes_per_second: int = 2_000) -> int:
+    """What decoding `path` whole would hold, from its header and without decoding: its float32 samples (frames x
+    channels x 4 bytes) or, if more, its mono float32 samples resampled to `target_rate`. Where soundfile cannot read
+    the header (M4A, WebM, ...), an upper estimate from the file's size: compressed audio at no less than
+    `bytes_per_second` (16 kbit/s), decoded as 48-kHz stereo. 0 for a file that cannot be read, whose error comes
+    when it is decoded."""
     try:
         with Path(path).open("rb") as file:
-            return sf.info(file).duration
+            info = sf.info(file)
+        seconds, samples = info.frames / max(info.samplerate, 1), info.frames * info.channels
     except (OSError, RuntimeError):  # libsndfile's errors are RuntimeErrors
-        return None
-
-
-def is_long(path: str | Path, seconds: float, bytes_per_second: int = 32_000) -> bool:
-    """Whether `path` holds more than `seconds` of audio, from its header, or from its size where soundfile cannot
-    read the header (compressed audio runs at most about `bytes_per_second`); False for a file that cannot be read,
-    whose error comes when it is decoded."""
-    stated = header_seconds(path)
-    if stated is not None:
-        return stated > seconds
-    try:
-        return Path(path).stat().st_size > seconds * bytes_per_second
-    except OSError:
-        return False
+        try:
+            seconds = Path(path).stat().st_size / bytes_per_second
+        except OSError:
+            return 0
+        samples = seconds * 96_000
+    return int(4 * max(samples, seconds * target_rate))
 
 
 def _checked(path: Path) -> Path:
@@ -99,6 +98,17 @@ def _checked(path: Path) -> Path:
 
 
 def _check_header(path: Path, info: sf.SoundFile, whole: bool) -> None:
+    """Refuse, before any sample is allocated, a header whose rate, channel count or length cannot be a recording."""
+    if not MIN_RATE <= info.samplerate <= MAX_RATE:
+        raise AudioError(path, f"its header states an impossible sample rate, {info.samplerate:,} Hz (expected "
+                               f"{MIN_RATE:,}-{MAX_RATE:,} Hz): a corrupt or foreign file")
+    if not 1 <= info.channels <= MAX_FILE_CHANNELS:
+        raise AudioError(path, f"its header states {info.channels:,} channels (expected 1-{MAX_FILE_CHANNELS}): a "
+                               "corrupt or foreign file")
+    if info.format in ("WAV", "WAVEX", "AIFF", "W64", "RF64", "CAF", "AU", "RAW") and info.subtype.startswith("PCM") \
+            and info.frames * info.channels > path.stat().st_size:  # uncompressed: at least a byte a sample
+        raise AudioError(path, f"its header claims {info.frames:,} frames of {info.channels} channels, more than "
+                               f"its {path.stat().st_size:,} bytes can hold: truncated or corrupt")
     if _wav_is_truncated(info):
         raise AudioError(path, "truncated: the WAV header promises more samples than the file holds")
     if whole and info.frames * info.channels * 4 > MAX_DECODED_BYTES:

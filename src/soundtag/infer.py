@@ -25,7 +25,7 @@ from safetensors.torch import load_file
 
 from soundtag import __version__
 from soundtag.audio import AudioError, load, load_blocks
-from soundtag.decode import is_long
+from soundtag.decode import decoded_bytes
 from soundtag.errors import ConfigError, ModelError
 from soundtag.events import find_events, presence
 from soundtag.inference_config import InferenceConfig, override
@@ -34,7 +34,8 @@ from soundtag.runners import BATCH, audioset_runner, fused_runner, onnx_runner, 
 from soundtag.windows import Windows
 
 SILENCE = "silence"
-STREAM_ABOVE = 60.0  # seconds: longer files are decoded, resampled and scored a block at a time, never held whole
+STREAM_ABOVE = 128 << 20  # bytes: files that would decode to more (`decoded_bytes`: samples x channels x 4, from the
+# header) are decoded, resampled and scored a block at a time, never held whole
 OOD_FILE = "ood.safetensors"  # training-embedding statistics for the unfamiliar-audio score; see fit_ood
 DEFAULT_MODEL = Path(__file__).resolve().parent / "models" / "esc50"  # package data: travels in the wheel
 
@@ -166,9 +167,10 @@ class Classifier:
     def analyze_batch(self, sources: Iterable[str | Path | np.ndarray], sample_rate: int | None = None,
                       top_k: int | None = None) -> list[Analysis | AudioError]:
         """`analyze` for many inputs: every window of every input goes through the model in shared batches. Files
-        longer than STREAM_ABOVE are analysed on their own, a block at a time (`analyze_stream`)."""
+        that would decode to more than STREAM_ABOVE bytes are analysed on their own, a block at a time
+        (`analyze_stream`)."""
         sources, top_k = list(sources), top_k or self.config.top_k
-        long = [isinstance(s, (str, Path)) and is_long(s, STREAM_ABOVE) for s in sources]
+        long = [isinstance(s, (str, Path)) and decoded_bytes(s, self.sample_rate) > STREAM_ABOVE for s in sources]
         if any(long):
             rest = iter(self.analyze_batch([s for s, x in zip(sources, long) if not x], sample_rate, top_k))
             return [self._stream_file(Path(s), top_k) if x else next(rest) for s, x in zip(sources, long)]

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from soundtag.audio import prepare, prepare_blocks
 from soundtag.catalog import STATS, connect, file_stamp, pending, sole_writer, use_model, write_asset
 from soundtag.data import AUDIO_SUFFIXES
-from soundtag.decode import decode, decode_blocks, is_long
+from soundtag.decode import decode, decode_blocks, decoded_bytes
 from soundtag.errors import AudioError, ConfigError
 from soundtag.infer import STREAM_ABOVE, Analysis, Classifier
 from soundtag.inference_config import InferenceConfig
@@ -71,13 +71,14 @@ def _walk(root: Path) -> list[Path]:
 
 
 def _decode_job(job: tuple[Path, int]) -> tuple[Path, np.ndarray | str | None, dict]:
-    """Decode and resample one file, and measure its levels; never raises for a bad file. A file longer than
-    STREAM_ABOVE is left to be decoded as it is tagged (STREAMED, see `_tag_streamed`). Its size and time are taken
-    before decoding: a file replaced while it is decoded then looks changed to the next run, not done."""
+    """Decode and resample one file, and measure its levels; never raises for a bad file. A file that would decode
+    to more than STREAM_ABOVE bytes is left to be decoded as it is tagged (STREAMED, see `_tag_streamed`). Its size
+    and time are taken before decoding: a file replaced while it is decoded then looks changed to the next run, not
+    done."""
     path, rate = job
     size, mtime = file_stamp(path)
     info = {"size": size, "mtime_ns": mtime, "error": None}
-    if is_long(path, STREAM_ABOVE):
+    if decoded_bytes(path, rate) > STREAM_ABOVE:
         return path, STREAMED, info
     try:
         data, sr = decode(path)
