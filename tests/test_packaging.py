@@ -31,6 +31,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_the_wheel_carries_the_shipped_model(wheel: Path) -> None:
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {f"soundtag/models/esc50/{name}" for name in MODEL_FILES} <= names
+    assert "soundtag/models/audioset/esc50_mapping.json" in names  # YAMNet itself is fetched on first use
 
 
 @pytest.mark.slow

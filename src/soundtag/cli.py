@@ -108,6 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="run folder for config, checkpoints, logs and reports")
     p.add_argument("--folds", type=_folds, help="test folds to run, e.g. 1,2 (default: all)")
     p.add_argument("--full", action="store_true", help="train one model on all clips instead of cross-validating")
+    p.add_argument("--head", action="store_true",
+                   help="few-shot: instead of a network, fit a linear head on AudioSet's embedding (YAMNet) in "
+                        "seconds, for a handful of examples per class; --out becomes a model folder for --model")
     p.add_argument("--preset", default="default",
                    help="recipe: default (CPU, ~2 h for 5 folds), long (GPU or overnight), smoke (seconds), clean "
                         "(no recording conditions or mixtures: the ablation) (default: %(default)s)")

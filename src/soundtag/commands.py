@@ -8,6 +8,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 from soundtag.errors import AudioError, ConfigError
@@ -40,6 +41,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from soundtag.evaluate import evaluate_run
     from soundtag.train import run, run_plan
 
+    if args.head:
+        return _train_head(args)
     saved = Path(args.out) / "config.json"
     if args.resume and saved.exists():
         if args.config or args.overrides:
@@ -52,6 +55,26 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not full and int(os.environ.get("RANK", 0)) == 0:  # under torchrun, one process reports
         print_summary(evaluate_run(out, args.data))
     print(f"run saved in {out}")
+    return 0
+
+
+def _train_head(args: argparse.Namespace) -> int:
+    from soundtag.data import load_dataset
+    from soundtag.heads import train_head
+
+    if args.resume or args.full or args.folds or args.overrides or args.config or args.preset != "default":
+        raise ConfigError("--head takes only --data and --out (it has no epochs, folds or network settings)")
+    if (Path(args.out) / "model.json").exists():
+        raise ConfigError(f"{args.out} already holds a model; choose another --out")
+    began = time.perf_counter()
+    dataset = load_dataset(args.data)
+    folds = train_head(dataset, args.out)
+    print(f"head on AudioSet's embedding: {len(dataset)} clips of {len(dataset.classes)} classes, "
+          f"{time.perf_counter() - began:.1f} s")
+    if folds:
+        print(f"cross-validated accuracy {sum(folds.values()) / len(folds):.4f} (folds: "
+              + ", ".join(f"{k} {a:.3f}" for k, a in folds.items()) + ")")
+    print(f"use it: soundtag predict FILE --model {args.out}")
     return 0
 
 

@@ -1,5 +1,6 @@
 """The log-mel cache of a dataset: mel power of every clip (and of every clip in synthetic rooms), computed in
-worker processes once and kept as .npy under a key that changes with any setting or file."""
+worker processes once and kept as .npy under a key that changes with any setting or file; and YAMNet's AudioSet
+scores of every clip, for evaluating a model fused with them."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import torch
 from tqdm import tqdm
 
 from soundtag.audio import AudioConfig, load_clip
+from soundtag.audioset import Yamnet, fuse, load_mapping, zero_shot
 from soundtag.data import Dataset
 from soundtag.errors import AudioError, DatasetError
 from soundtag.features import FrontendConfig, LogMel
@@ -106,8 +108,6 @@ class AudioSetScores:
     onto the dataset's classes and fused with a CNN's scores for evaluation (`soundtag.audioset`)."""
 
     def __init__(self, dataset: Dataset, audio: AudioConfig, cache_dir: str | Path | None, weight: float):
-        from soundtag.audioset import Yamnet, load_mapping
-
         self.dataset, self.audio, self.weight = dataset, audio, weight
         self.yamnet = Yamnet.load(threads=torch.get_num_threads())
         self.mapping = load_mapping(dataset.classes, self.yamnet.classes)
@@ -132,16 +132,12 @@ class AudioSetScores:
 
     def fuse(self, idx: np.ndarray, probs: np.ndarray) -> np.ndarray:
         """A CNN's scores `(len(idx), classes)` of clips `idx`, fused with AudioSet's."""
-        from soundtag.audioset import fuse, zero_shot
-
         return fuse(probs, zero_shot(self.probs[idx], self.mapping), self.weight)
 
     def fuse_held_out(self, idx: np.ndarray, scores: np.ndarray, pairs: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         """The threshold's held-out scores `(2 * len(idx), classes)` (clips alone, then mixed with `pairs` =
         partner positions in `idx` and levels in dB), fused with AudioSet's scores of the same clips and mixtures;
         the mixtures are mixed as waveforms here, as mel power for the CNN."""
-        from soundtag.audioset import fuse, zero_shot
-
         partners, db = pairs
         mixed = np.concatenate([self._score(idx[i:i + 64], idx[partners[i:i + 64]], db[i:i + 64])
                                 for i in range(0, len(idx), 64)])

@@ -25,12 +25,15 @@ from safetensors.torch import load_file
 
 from soundtag import __version__
 from soundtag.audio import AudioError, load, load_blocks
+from soundtag.audioset import ARCHIVE_SHA256, MAPPING, Yamnet
+from soundtag.audioset import THRESHOLD as AUDIOSET_THRESHOLD
 from soundtag.decode import decoded_bytes
 from soundtag.errors import ConfigError, ModelError
 from soundtag.events import find_events, presence
+from soundtag.heads import HeadModel, is_head, load_head
 from soundtag.inference_config import InferenceConfig, override
 from soundtag.model import ModelBundle, load_model
-from soundtag.runners import BATCH, audioset_runner, fused_runner, onnx_runner, torch_runner
+from soundtag.runners import BATCH, Runner, audioset_runner, fused_runner, head_runner, onnx_runner, torch_runner
 from soundtag.windows import Windows
 
 SILENCE = "silence"
@@ -81,44 +84,55 @@ class Classifier:
     >>> Classifier.load(window=2, hop=1).config       # shorter windows for finer event times
     """
 
-    def __init__(self, bundle: ModelBundle, config: InferenceConfig | None = None, onnx_path: str | Path | None = None,
-                 ood_stats: dict[str, np.ndarray] | None = None, device: str | None = None, **overrides: object):
+    def __init__(self, bundle: ModelBundle | HeadModel, config: InferenceConfig | None = None,
+                 onnx_path: str | Path | None = None, ood_stats: dict[str, np.ndarray] | None = None,
+                 device: str | None = None, **overrides: object):
         self.config = override(config or bundle.inference, **overrides)
-        backend = self.config.backend
         self.bundle = bundle
         self.ood_stats = ood_stats or {}
         self.classes = bundle.classes
         self.sample_rate = bundle.audio.sample_rate
         if device is None:
-            device = "cuda" if torch.cuda.is_available() and backend == "torch" else "cpu"
+            device = "cuda" if torch.cuda.is_available() and self.config.backend == "torch" else "cpu"
         if device.startswith("cuda") and not torch.cuda.is_available():
             raise ConfigError(f"device {device!r}: this machine's torch sees no CUDA GPU")
         self.device = torch.device(device)
-        if backend == "torch":
-            self._run = torch_runner(bundle, self.config.precision, self.device)
+        if isinstance(bundle, HeadModel):
+            self.embedding_size = 1024
+            self._run = head_runner(bundle.scores, self._yamnet())
+        else:
+            self.embedding_size = bundle.model.config.channels[-1]
+            self._run = self._cnn_runner(bundle, onnx_path, overrides.get("threshold"))
+
+    def _cnn_runner(self, bundle: ModelBundle, onnx_path: str | Path | None, threshold: object) -> Runner:
+        """The CNN on torch or onnxruntime, alone, fused with AudioSet's scores, or beside them as the tags."""
+        if self.config.backend == "torch":
+            run = torch_runner(bundle, self.config.precision, self.device)
         elif self.device.type != "cpu":
             raise ConfigError("the onnx backend runs on the CPU; use the torch backend for a GPU")
         else:
-            self._run = onnx_runner(bundle, onnx_path)
+            run = onnx_runner(bundle, onnx_path)
         if self.config.taxonomy == "audioset":
-            from soundtag.audioset import THRESHOLD, Yamnet
-
-            yamnet = Yamnet.load(threads=torch.get_num_threads())
+            yamnet = self._yamnet()
             self.classes = yamnet.classes
-            self._run = audioset_runner(self._run, yamnet, self.sample_rate)
-            if overrides.get("threshold") is None:  # the model's own threshold is for its own scores
-                self.config = override(self.config, threshold=THRESHOLD)
-        elif self.config.audioset_weight > 0:
-            from soundtag.audioset import Yamnet
+            if threshold is None:  # the model's own threshold is for its own scores
+                self.config = override(self.config, threshold=AUDIOSET_THRESHOLD)
+            return audioset_runner(run, yamnet, self.sample_rate)
+        if self.config.audioset_weight > 0:
+            return fused_runner(run, self._yamnet(), self.classes, self.config.audioset_weight, self.sample_rate)
+        return run
 
-            self._run = fused_runner(self._run, Yamnet.load(threads=torch.get_num_threads()), self.classes,
-                                     self.config.audioset_weight, self.sample_rate)
+    def _yamnet(self) -> Yamnet:
+        return Yamnet.load(threads=torch.get_num_threads())
 
     @classmethod
     def load(cls, path: str | Path | None = None, device: str | None = None, **overrides: object) -> Classifier:
-        """A model folder (model.json + model.safetensors, and model.onnx for the onnx backend), default
-        $SOUNDTAG_MODEL or the shipped model; `overrides` are `InferenceConfig` fields."""
+        """A model folder (model.json + model.safetensors, and model.onnx for the onnx backend; or a few-shot head,
+        model.json + head.safetensors, see `soundtag.heads`), default $SOUNDTAG_MODEL or the shipped model;
+        `overrides` are `InferenceConfig` fields."""
         folder = model_folder(path)
+        if is_head(folder):
+            return cls(load_head(folder), device=device, **overrides)
         onnx_path = folder / "model.onnx" if (folder / "model.onnx").exists() else None
         return cls(load_model(folder), onnx_path=onnx_path, ood_stats=_ood_stats(folder / OOD_FILE), device=device,
                    **overrides)
@@ -129,11 +143,11 @@ class Classifier:
         model and mapping it fuses with), the settings that shape tags, and the soundtag version (recorded, not
         compared). Catalogs key their rows on `model_key`."""
         digest = hashlib.sha256(json.dumps(self.classes).encode())
-        for name, tensor in sorted(self.bundle.model.state_dict().items()):
-            digest.update(name.encode() + tensor.detach().cpu().contiguous().numpy().tobytes())
-        if self.config.audioset_weight > 0 or self.config.taxonomy == "audioset":
-            from soundtag.audioset import ARCHIVE_SHA256, MAPPING
-
+        weights = {"weight": self.bundle.weight, "bias": self.bundle.bias} if isinstance(self.bundle, HeadModel) \
+            else {k: v.detach().cpu().contiguous().numpy() for k, v in self.bundle.model.state_dict().items()}
+        for name, array in sorted(weights.items()):
+            digest.update(name.encode() + np.ascontiguousarray(array).tobytes())
+        if self.config.audioset_weight > 0 or self.config.taxonomy == "audioset" or isinstance(self.bundle, HeadModel):
             digest.update(ARCHIVE_SHA256.encode() + MAPPING.read_bytes())
         settings = ("window", "hop", "silence_dbfs", "threshold", "aggregate", "audioset_weight", "taxonomy")
         return {"weights": digest.hexdigest()[:16], **{k: getattr(self.config, k) for k in settings},
@@ -183,7 +197,7 @@ class Classifier:
         cut = [self._windows(w) for w in waves if not isinstance(w, AudioError)]
         silent = [levels < self.config.silence_dbfs for _, _, levels in cut]
         probs = [np.zeros((len(q), len(self.classes)), np.float32) for q in silent]
-        embeddings = [np.zeros((len(q), self.bundle.model.config.channels[-1]), np.float32) for q in silent]
+        embeddings = [np.zeros((len(q), self.embedding_size), np.float32) for q in silent]
         heard = [(i, j) for i, quiet in enumerate(silent) for j in np.flatnonzero(~quiet)]
         for start in range(0, len(heard), BATCH):  # only one batch of windows is ever copied out of the audio
             batch = heard[start:start + BATCH]
@@ -261,7 +275,7 @@ class Classifier:
             starts.append(offset / self.sample_rate)
             silent.append(level < self.config.silence_dbfs)
             probs.append(np.zeros(len(self.classes), np.float32))
-            embeddings.append(np.zeros(self.bundle.model.config.channels[-1], np.float32))
+            embeddings.append(np.zeros(self.embedding_size, np.float32))
             if not silent[-1]:
                 batch.append((len(starts) - 1, window))
             if len(batch) == BATCH:

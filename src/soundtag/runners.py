@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from soundtag.audioset import Yamnet, fuse, load_mapping, zero_shot
+from soundtag.audioset import SAMPLE_RATE, Yamnet, fuse, load_mapping, zero_shot
 from soundtag.errors import ModelError
 from soundtag.model import ModelBundle, Pipeline
 
@@ -89,3 +89,14 @@ def audioset_runner(run: Runner, yamnet: Yamnet, sample_rate: int) -> Runner:
         return yamnet.windows(windows, sample_rate)[0], embedding
 
     return run_audioset
+
+
+def head_runner(scores: Callable[[np.ndarray], np.ndarray], yamnet: Yamnet) -> Runner:
+    """A few-shot head (`soundtag.heads`): 16-kHz windows -> the head's `scores` of YAMNet's embeddings, and the
+    embeddings `(n, 1024)`."""
+
+    def run_head(windows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        embedding = yamnet.windows(windows, SAMPLE_RATE)[1]
+        return scores(embedding), embedding
+
+    return run_head

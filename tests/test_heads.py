@@ -1,0 +1,66 @@
+"""Few-shot heads on AudioSet's embedding: fitting, saving, loading, and training one from the command line."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import make_folder_dataset, tone
+
+from soundtag.errors import ModelError
+from soundtag.heads import HEAD_FILE, HeadModel, fit_head, load_head, save_head
+
+
+def clusters(classes: int, per_class: int = 5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((classes, 1024)) * 3
+    labels = np.repeat(np.arange(classes), per_class)
+    return (centres[labels] + rng.standard_normal((len(labels), 1024))).astype(np.float32), labels
+
+
+@pytest.mark.parametrize("classes", [2, 3])
+def test_a_head_separates_what_it_was_fitted_on(classes: int) -> None:
+    embeddings, labels = clusters(classes)
+    head = fit_head(embeddings, labels, [f"c{i}" for i in range(classes)])
+    scores = head.scores(embeddings)
+    assert scores.shape == (len(labels), classes) and np.allclose(scores.sum(1), 1, atol=1e-5)
+    assert (scores.argmax(1) == labels).all()
+
+
+def test_a_class_without_examples_is_never_chosen() -> None:
+    embeddings, labels = clusters(2)
+    head = fit_head(embeddings, labels * 2, ["a", "unused", "b"])  # labels 0 and 2
+    assert (head.scores(embeddings).argmax(1) != 1).all()
+    with pytest.raises(ModelError, match="two classes"):
+        fit_head(embeddings, np.zeros(len(labels), int), ["a", "b"])
+
+
+def test_saved_heads_load_and_bad_ones_are_refused(tmp_path: Path) -> None:
+    embeddings, labels = clusters(3)
+    head = fit_head(embeddings, labels, ["a", "b", "c"])
+    load = load_head(save_head(tmp_path / "h", head))
+    np.testing.assert_array_equal(load.weight, head.weight)
+    assert load.classes == head.classes and load.inference == head.inference
+    save_head(tmp_path / "bad", HeadModel(["a", "b"], head.weight, head.bias))
+    with pytest.raises(ModelError, match="do not fit 2 classes"):
+        load_head(tmp_path / "bad")
+    (tmp_path / "bad" / HEAD_FILE).write_bytes(b"junk")
+    with pytest.raises(ModelError, match="not a soundtag head"):
+        load_head(tmp_path / "bad")
+
+
+def test_train_head_from_the_command_line_then_tag_with_it(yamnet_folder: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture) -> None:
+    import soundfile as sf
+
+    from soundtag.cli import main
+    from soundtag.infer import Classifier
+
+    data = make_folder_dataset(tmp_path / "sounds")
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "head"), "--head"]) == 0
+    assert "use it: soundtag predict" in capsys.readouterr().out
+    clf = Classifier.load(tmp_path / "head")
+    assert clf.classes == ["bell", "hum"] and clf.embedding_size == 1024
+    sf.write(tmp_path / "bell.wav", tone(880.0, 8000, 2.0), 8000)
+    assert clf.predict(tmp_path / "bell.wav", top_k=1)[0]["label"] == "bell"
+    assert main(["train", "--data", str(data), "--out", str(tmp_path / "other"), "--head", "--folds", "1"]) == 2
+    assert "--head takes only" in capsys.readouterr().err
