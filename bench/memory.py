@@ -3,9 +3,12 @@ whole (target: peak RSS at most 1 GB for any single file).
 
     python bench/memory.py [--hours 2]
 
-Each file is made with ffmpeg (a 440 Hz tone at -20 dBFS, so that every window goes through the model): a long
-FLAC at 44.1 kHz stereo, the same length as AAC in .m4a (the ffmpeg path), and 2 minutes of 8 channels at 384 kHz.
-Each command runs in a fresh process; its peak resident set size comes from the kernel (getrusage of the child).
+Each file holds a 440 Hz tone at -20 dBFS (so that every window goes through the model): a long FLAC at 44.1 kHz
+stereo, the same length as AAC in .m4a (the ffmpeg path), and short files that are large once decoded (many
+channels, high rates: what streaming decided by length, not decoded size, held whole before 0.5): 2 minutes and
+50 s of 8 channels at 384 kHz (FLAC), 20 s of 64 channels at 96 kHz, 10 s of 255 channels at 48 kHz (the most a
+WAV header may state for soundtag) and a minute at 768 kHz (WAV). Each command runs in a fresh process; its peak
+resident set size comes from the kernel (getrusage of the child).
 """
 
 from __future__ import annotations
@@ -23,6 +26,15 @@ CLI = [sys.executable, "-m", "soundtag.cli"]
 
 
 def make(path: Path, seconds: float, rate: int, channels: int) -> Path:
+    if channels > 8:  # beyond ffmpeg's channel layouts: written a second at a time with soundfile
+        import numpy as np
+        import soundfile as sf
+
+        second = (0.1 * np.sin(2 * np.pi * 440 * np.arange(rate) / rate)).astype(np.float32)
+        with sf.SoundFile(path, "w", rate, channels, "PCM_16") as out:
+            for _ in range(round(seconds)):
+                out.write(np.repeat(second[:, None], channels, axis=1))
+        return path
     tone = f"sine=frequency=440:sample_rate={rate}:duration={seconds}"
     subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", tone, "-af", "volume=0.1",
                     "-ac", str(channels), str(path)], check=True)
@@ -47,7 +59,11 @@ def main() -> None:
         tmp = Path(tmp)
         files = {f"{args.hours:g} h FLAC 44.1 kHz stereo": make(tmp / "long.flac", args.hours * 3600, 44100, 2),
                  f"{args.hours:g} h AAC .m4a 44.1 kHz stereo": make(tmp / "long.m4a", args.hours * 3600, 44100, 2),
-                 "2 min FLAC 8 ch 384 kHz": make(tmp / "wide.flac", 120, 384000, 8)}
+                 "2 min FLAC 8 ch 384 kHz": make(tmp / "wide.flac", 120, 384000, 8),
+                 "50 s FLAC 8 ch 384 kHz": make(tmp / "wide50.flac", 50, 384000, 8),
+                 "20 s WAV 64 ch 96 kHz": make(tmp / "ch64.wav", 20, 96000, 64),
+                 "10 s WAV 255 ch 48 kHz": make(tmp / "ch255.wav", 10, 48000, 255),
+                 "1 min WAV mono 768 kHz": make(tmp / "fast.wav", 60, 768000, 1)}
         baseline, _ = peak_rss([*CLI, "--version"])  # the interpreter alone
         for name, path in files.items():
             for command in (["predict", str(path), "--json"], ["tag", str(path), "--db", str(tmp / f"{path.stem}.db")]):

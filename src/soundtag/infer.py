@@ -102,9 +102,10 @@ class Classifier:
             self._run = head_runner(bundle.scores, self._yamnet())
         else:
             self.embedding_size = bundle.model.config.channels[-1]
-            self._run = self._cnn_runner(bundle, onnx_path, overrides.get("threshold"))
+            own_threshold = config is None and overrides.get("threshold") is None  # the model's, not yet replaced
+            self._run = self._cnn_runner(bundle, onnx_path, own_threshold)
 
-    def _cnn_runner(self, bundle: ModelBundle, onnx_path: str | Path | None, threshold: object) -> Runner:
+    def _cnn_runner(self, bundle: ModelBundle, onnx_path: str | Path | None, own_threshold: bool) -> Runner:
         """The CNN on torch or onnxruntime, alone, fused with AudioSet's scores, or beside them as the tags."""
         if self.config.backend == "torch":
             run = torch_runner(bundle, self.config.precision, self.device)
@@ -115,7 +116,7 @@ class Classifier:
         if self.config.taxonomy == "audioset":
             yamnet = self._yamnet()
             self.classes = yamnet.classes
-            if threshold is None:  # the model's own threshold is for its own scores
+            if own_threshold:  # the model's own threshold is for its own scores
                 self.config = override(self.config, threshold=AUDIOSET_THRESHOLD)
             return audioset_runner(run, yamnet, self.sample_rate)
         if self.config.audioset_weight > 0:
