@@ -62,5 +62,8 @@ def test_train_head_from_the_command_line_then_tag_with_it(yamnet_folder: Path, 
     assert clf.classes == ["bell", "hum"] and clf.embedding_size == 1024
     sf.write(tmp_path / "bell.wav", tone(880.0, 8000, 2.0), 8000)
     assert clf.predict(tmp_path / "bell.wav", top_k=1)[0]["label"] == "bell"
+    assert main(["predict", str(tmp_path / "bell.wav"), "--model", str(tmp_path / "head"), "--plots",
+                 str(tmp_path / "pictures")]) == 0
+    assert (tmp_path / "pictures" / "bell.png").is_file()
     assert main(["train", "--data", str(data), "--out", str(tmp_path / "other"), "--head", "--folds", "1"]) == 2
     assert "--head takes only" in capsys.readouterr().err

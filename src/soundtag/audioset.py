@@ -194,8 +194,9 @@ class Yamnet:
     def load(cls, folder: str | Path | None = None, threads: int | None = None) -> Yamnet:
         return cls(fetch_yamnet(folder), threads)
 
-    def patches(self, mels: np.ndarray, batch: int = 256) -> YamnetOutput:
-        """Patches `(n, 96, 64)` of log-mels -> probabilities and embeddings, `batch` patches per call."""
+    def patches(self, mels: np.ndarray, batch: int = 64) -> YamnetOutput:
+        """Patches `(n, 96, 64)` of log-mels -> probabilities and embeddings, `batch` patches per call (64: as fast
+        as 256 here, with a third of the working memory)."""
         mels = np.ascontiguousarray(mels, np.float32)[:, None]
         parts = [self.session.run(None, {"mels": mels[i:i + batch]}) for i in range(0, len(mels), batch)]
         if not parts:

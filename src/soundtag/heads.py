@@ -22,11 +22,13 @@ from soundtag.audio import AudioConfig, load_clip
 from soundtag.audioset import SAMPLE_RATE, Yamnet
 from soundtag.data import Dataset
 from soundtag.errors import ModelError
+from soundtag.features import FrontendConfig
 from soundtag.inference_config import InferenceConfig
 
 HEAD_FILE = "head.safetensors"
 KIND = "audioset-head"
 AUDIO = AudioConfig(sample_rate=SAMPLE_RATE, duration=5.0)  # YAMNet's rate: windows need no resampling
+PICTURES = FrontendConfig(sample_rate=SAMPLE_RATE, f_max=SAMPLE_RATE / 2)
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class HeadModel:
     bias: np.ndarray
     inference: InferenceConfig = field(default_factory=lambda: InferenceConfig(threshold=0.5, aggregate="mean"))
     audio: AudioConfig = AUDIO
+    frontend: FrontendConfig = PICTURES  # for timeline pictures only: the head reads YAMNet's own frontend
 
     def scores(self, embeddings: np.ndarray) -> np.ndarray:
         """Embeddings `(n, 1024)` -> class probabilities `(n, classes)`."""
