@@ -263,3 +263,37 @@ def test_a_decompression_bomb_is_streamed_in_bounded_memory(clf: Classifier, tmp
 
     short, long = peak_for(20), peak_for(60)
     assert long < 1.25 * short and long < 200e6, f"{short / 1e6:.0f} MB for 20 min, {long / 1e6:.0f} MB for 60"
+
+
+def test_a_large_array_is_analysed_in_blocks_without_a_whole_copy(clf: Classifier, monkeypatch: pytest.MonkeyPatch
+                                                                     ) -> None:
+    """An array above STREAM_ABOVE (here float64 stereo, channels first) goes through views of itself a block at a
+    time; the answer is the one of the whole array converted at once."""
+    from soundtag import audio, infer
+
+    rng = np.random.default_rng(2)
+    mono = np.concatenate([tone(440.0, 22050, 6.0), 0.1 * rng.standard_normal(22050 * 6)]).astype(np.float64)
+    stereo = np.stack([mono, mono])  # (2, samples)
+    whole = clf.analyze(stereo, 22050)
+    monkeypatch.setattr(infer, "STREAM_ABOVE", 2 * 32_000 * 4)  # 2 s at 32 kHz
+    converted = []
+    real_blocks = audio.array_blocks
+    monkeypatch.setattr(infer, "array_blocks", lambda a, sr: (converted.append(b.shape) or (b, r)
+                                                              for b, r in real_blocks(a, sr, samples=40_000)))
+    streamed = clf.analyze(stereo, 22050)
+    assert converted and max(n for n, _ in converted) <= 20_000 and all(c == 2 for _, c in converted)
+    assert [(w.start, w.silent) for w in streamed.windows] == [(w.start, w.silent) for w in whole.windows]
+    for a, b in zip(streamed.windows, whole.windows):
+        np.testing.assert_allclose([t["score"] for t in a.tags], [t["score"] for t in b.tags], atol=1e-4)
+
+
+def test_array_blocks_are_channels_last_views_even_when_the_last_is_short() -> None:
+    from soundtag.audio import array_blocks, prepare_blocks
+
+    wide = np.zeros((255, 1000), np.float32)
+    wide[:, 990:] = 0.5  # the last 10 frames
+    blocks = list(array_blocks(wide, 16000, samples=255 * 330))
+    assert [b.shape for b, _ in blocks] == [(330, 255), (330, 255), (330, 255), (10, 255)]
+    assert all(np.shares_memory(b, wide) for b, _ in blocks)
+    mono = np.concatenate(list(prepare_blocks(blocks, 16000)))
+    assert mono.shape == (1000,) and np.allclose(mono[990:], 0.5) and not mono[:990].any()

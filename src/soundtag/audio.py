@@ -53,13 +53,14 @@ def to_float(data: np.ndarray, source: object = "array") -> np.ndarray:
     raise AudioError(source, f"samples must be integers or floats, got dtype {data.dtype}")
 
 
-def to_mono(data: np.ndarray, source: object = "array") -> np.ndarray:
-    """Average the channels of a 1-D or 2-D array; the shorter axis of a 2-D array is taken as channels."""
+def to_mono(data: np.ndarray, source: object = "array", channel_axis: int | None = None) -> np.ndarray:
+    """Average the channels of a 1-D or 2-D array; unless `channel_axis` says, the shorter axis of a 2-D array is
+    taken as channels."""
     if data.ndim == 1:
         return data
     if data.ndim != 2:
         raise AudioError(source, f"expected a 1-D or 2-D array of samples, got shape {data.shape}")
-    channel_axis = int(np.argmin(data.shape))
+    channel_axis = int(np.argmin(data.shape)) if channel_axis is None else channel_axis
     if data.shape[channel_axis] > MAX_CHANNELS:
         raise AudioError(source, f"too many channels ({data.shape[channel_axis]}; at most {MAX_CHANNELS})")
     return data.mean(axis=channel_axis)
@@ -79,14 +80,15 @@ def prepare(data: np.ndarray, sample_rate: int, target_rate: int, source: object
 def prepare_blocks(blocks: Iterable[tuple[np.ndarray, int]], target_rate: int,
                    source: object = "array") -> Iterator[np.ndarray]:
     """`prepare` for audio that comes a block `(samples[, channels])` at a time, with its rate: each block checked,
-    mixed to mono and resampled as it comes (soxr's stream gives the same samples as resampling the whole)."""
+    mixed to mono and resampled as it comes (soxr's stream gives the same samples as resampling the whole). Blocks
+    are channels-last, so a last block shorter than the channel count is still read right."""
     resampler, total = None, 0
     for data, sample_rate in blocks:
         if resampler is None:
             _check_rate(sample_rate, source)
             resampler = soxr.ResampleStream(sample_rate, target_rate, 1, dtype="float32", quality="HQ") \
                 if sample_rate != target_rate else False
-        mono = _checked_mono(data, source)
+        mono = _checked_mono(data, source, channel_axis=1)
         total += len(mono)
         if resampler:
             mono = resampler.resample_chunk(mono)
@@ -103,10 +105,10 @@ def _check_rate(sample_rate: int, source: object) -> None:
                                  f"(expected {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz)")
 
 
-def _checked_mono(data: np.ndarray, source: object) -> np.ndarray:
+def _checked_mono(data: np.ndarray, source: object, channel_axis: int | None = None) -> np.ndarray:
     if np.size(data) == 0:
         return np.zeros(0, np.float32)
-    mono = to_mono(to_float(data, source), source)
+    mono = to_mono(to_float(data, source), source, channel_axis if np.ndim(data) == 2 else None)
     if not np.isfinite(mono).all():
         raise AudioError(source, "contains NaN or infinite samples")
     peak = float(max(mono.max(), -mono.min())) if mono.size else 0.0  # np.abs would copy hours of audio
@@ -127,6 +129,17 @@ def load(source: str | Path | np.ndarray, sample_rate: int | None = None,
     if sample_rate is None:
         raise AudioError("array", "an array needs its sample_rate")
     return prepare(np.asarray(source), int(sample_rate), target_rate)
+
+
+def array_blocks(data: np.ndarray, sample_rate: int, samples: int = BLOCK_SAMPLES) -> Iterator[tuple[np.ndarray, int]]:
+    """An array `(samples[, channels])`, either axis order as `to_mono` reads it, as channels-last views of at most
+    `samples` (all channels together) at a time, with its rate: nothing of the whole is copied or converted."""
+    data = np.asarray(data)
+    if data.ndim == 2 and np.argmin(data.shape) == 0:
+        data = data.T  # a view
+    step = max(1, samples // (data.shape[1] if data.ndim == 2 else 1))
+    for start in range(0, len(data), step):
+        yield data[start:start + step], sample_rate
 
 
 def load_blocks(path: str | Path, target_rate: int = AudioConfig.sample_rate,

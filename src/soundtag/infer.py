@@ -24,7 +24,7 @@ import torch
 from safetensors.torch import load_file
 
 from soundtag import __version__
-from soundtag.audio import AudioError, load, load_blocks
+from soundtag.audio import AudioError, array_blocks, load, load_blocks, prepare_blocks
 from soundtag.audioset import ARCHIVE_SHA256, MAPPING, Yamnet
 from soundtag.audioset import THRESHOLD as AUDIOSET_THRESHOLD
 from soundtag.decode import decoded_bytes
@@ -181,14 +181,14 @@ class Classifier:
 
     def analyze_batch(self, sources: Iterable[str | Path | np.ndarray], sample_rate: int | None = None,
                       top_k: int | None = None) -> list[Analysis | AudioError]:
-        """`analyze` for many inputs: every window of every input goes through the model in shared batches. Files
-        that would decode to more than STREAM_ABOVE bytes are analysed on their own, a block at a time
-        (`analyze_stream`)."""
+        """`analyze` for many inputs: every window of every input goes through the model in shared batches. Files and
+        arrays that would take more than STREAM_ABOVE bytes are analysed on their own, a block at a time
+        (`analyze_stream`), never converted whole."""
         sources, top_k = list(sources), top_k or self.config.top_k
-        long = [isinstance(s, (str, Path)) and decoded_bytes(s, self.sample_rate) > STREAM_ABOVE for s in sources]
-        if any(long):
-            rest = iter(self.analyze_batch([s for s, x in zip(sources, long) if not x], sample_rate, top_k))
-            return [self._stream_file(Path(s), top_k) if x else next(rest) for s, x in zip(sources, long)]
+        large = [self._is_large(s, sample_rate) for s in sources]
+        if any(large):
+            rest = iter(self.analyze_batch([s for s, x in zip(sources, large) if not x], sample_rate, top_k))
+            return [self._stream(s, sample_rate, top_k) if x else next(rest) for s, x in zip(sources, large)]
         files = sum(not isinstance(s, np.ndarray) for s in sources)
         if files > 1:  # decoding and resampling release the GIL: one thread per torch thread
             with ThreadPoolExecutor(torch.get_num_threads()) as pool:
@@ -214,13 +214,27 @@ class Classifier:
             results.append(self._assemble(starts, p, e, quiet, len(wave) / self.sample_rate, top_k))
         return results
 
-    def _stream_file(self, path: Path, top_k: int) -> Analysis | AudioError:
+    def _is_large(self, source: str | Path | np.ndarray, sample_rate: int | None) -> bool:
+        """Whether a file or array would take more than STREAM_ABOVE bytes as float32, at its own rate and channels
+        or mono at the model's rate: such inputs are analysed a block at a time, never converted whole."""
+        if isinstance(source, (str, Path)):
+            return decoded_bytes(source, self.sample_rate) > STREAM_ABOVE
+        if isinstance(source, np.ndarray) and source.ndim in (1, 2) and sample_rate:
+            return 4 * max(source.size, max(source.shape) * self.sample_rate / sample_rate) > STREAM_ABOVE
+        return False
+
+    def _stream(self, source: str | Path | np.ndarray, sample_rate: int | None, top_k: int) -> Analysis | AudioError:
         try:
-            return self.analyze_stream(load_blocks(path, self.sample_rate), top_k)
+            if isinstance(source, np.ndarray):
+                blocks = prepare_blocks(array_blocks(source, int(sample_rate)), self.sample_rate)
+            else:
+                blocks = load_blocks(Path(source), self.sample_rate)
+            return self.analyze_stream(blocks, top_k)
         except AudioError as err:
             return err
         except (OSError, MemoryError, UnicodeError) as err:
-            return AudioError(path, f"cannot be read ({type(err).__name__}: {err})")
+            return AudioError(source if not isinstance(source, np.ndarray) else "array",
+                              f"cannot be read ({type(err).__name__}: {err})")
 
     def _load(self, source: str | Path | np.ndarray, sample_rate: int | None) -> np.ndarray | AudioError:
         try:
