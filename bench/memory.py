@@ -1,26 +1,28 @@
 """Peak memory of `soundtag predict` and `soundtag tag` on single long or wide files: the audio must never be held
 whole (target: peak RSS at most 1 GB for any single file).
 
-    python bench/memory.py [--hours 2]
+    python bench/memory.py [--hours 2] [--long-hours 10] [--cases "10 h"]
 
 Each file holds a 440 Hz tone at -20 dBFS (so that every window goes through the model): a long FLAC at 44.1 kHz
 stereo, the same length as AAC in .m4a (the ffmpeg path), and short files that are large once decoded (many
 channels, high rates: what streaming decided by length, not decoded size, held whole before 0.5): 2 minutes and
 50 s of 8 channels at 384 kHz (FLAC), 20 s of 64 channels at 96 kHz, 10 s of 255 channels at 48 kHz (the most a
 WAV header may state for soundtag) and a minute at 768 kHz (WAV). Each command runs in a fresh process; its peak
-resident set size comes from the kernel (getrusage of the child).
+resident set size comes from the kernel (getrusage of the child). A 10-hour FLAC (mono, 16 kHz) is the long end.
+`--cases` runs only the files whose name holds that text and keeps the other rows of results/bench/memory.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from common import report
+from common import RESULTS, report
 
 CLI = [sys.executable, "-m", "soundtag.cli"]
 
@@ -52,18 +54,22 @@ def peak_rss(cmd: list[str]) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--hours", type=float, default=2.0, help="length of the long files (default: 2)")
+    parser.add_argument("--hours", type=float, default=2.0, help="length of the long stereo files (default: 2)")
+    parser.add_argument("--long-hours", type=float, default=10.0, help="length of the longest file (default: 10)")
+    parser.add_argument("--cases", default="", help="only the files whose name holds this text")
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        files = {f"{args.hours:g} h FLAC 44.1 kHz stereo": make(tmp / "long.flac", args.hours * 3600, 44100, 2),
-                 f"{args.hours:g} h AAC .m4a 44.1 kHz stereo": make(tmp / "long.m4a", args.hours * 3600, 44100, 2),
-                 "2 min FLAC 8 ch 384 kHz": make(tmp / "wide.flac", 120, 384000, 8),
-                 "50 s FLAC 8 ch 384 kHz": make(tmp / "wide50.flac", 50, 384000, 8),
-                 "20 s WAV 64 ch 96 kHz": make(tmp / "ch64.wav", 20, 96000, 64),
-                 "10 s WAV 255 ch 48 kHz": make(tmp / "ch255.wav", 10, 48000, 255),
-                 "1 min WAV mono 768 kHz": make(tmp / "fast.wav", 60, 768000, 1)}
+        recipes = {f"{args.hours:g} h FLAC 44.1 kHz stereo": ("long.flac", args.hours * 3600, 44100, 2),
+                   f"{args.hours:g} h AAC .m4a 44.1 kHz stereo": ("long.m4a", args.hours * 3600, 44100, 2),
+                   "2 min FLAC 8 ch 384 kHz": ("wide.flac", 120, 384000, 8),
+                   "50 s FLAC 8 ch 384 kHz": ("wide50.flac", 50, 384000, 8),
+                   "20 s WAV 64 ch 96 kHz": ("ch64.wav", 20, 96000, 64),
+                   "10 s WAV 255 ch 48 kHz": ("ch255.wav", 10, 48000, 255),
+                   "1 min WAV mono 768 kHz": ("fast.wav", 60, 768000, 1),
+                   f"{args.long_hours:g} h FLAC mono 16 kHz": ("longest.flac", args.long_hours * 3600, 16000, 1)}
+        files = {name: make(tmp / file, *spec) for name, (file, *spec) in recipes.items() if args.cases in name}
         baseline, _ = peak_rss([*CLI, "--version"])  # the interpreter alone
         for name, path in files.items():
             for command in (["predict", str(path), "--json"], ["tag", str(path), "--db", str(tmp / f"{path.stem}.db")]):
@@ -71,6 +77,8 @@ def main() -> None:
                 rows.append({"file": name, "size_mb": round(path.stat().st_size / 1e6, 1), "command": command[0],
                              "peak_rss_mb": round(mb), "seconds": round(seconds, 1)})
                 print(rows[-1], flush=True)
+    old = json.loads((RESULTS / "memory.json").read_text())["rows"] if args.cases else []
+    rows = [r for r in old if r["file"] not in {x["file"] for x in rows}] + rows
     report("memory", rows, f"Peak resident memory of one `soundtag` process per row (torch and the model included; "
            f"`soundtag --version` alone peaks at {baseline:.0f} MB), on a 2-core CPU. Files hold a 440 Hz tone at "
            "-20 dBFS. Target: at most 1,000 MB for any single file.")

@@ -25,6 +25,7 @@ from soundtag.infer import Classifier
 from soundtag.inference_config import InferenceConfig
 from soundtag.ingest import tag_library
 from soundtag.model import save_model
+from soundtag.qa import check_catalog
 
 CLASSES = ["bell", "hum", "rain"]
 
@@ -485,6 +486,8 @@ def test_another_model_or_other_settings_retag_and_reads_never_mix(clf: Classifi
         assert catalog.other_models(conn) == first["found"]
         assert catalog.current_model(conn)["threshold"] == 0.5
     assert search(db, CLASSES[0], min_score=0.0) == []  # the old rows are left out, not mixed in
+    assert export(db, tmp_path / "out.jsonl", "jsonl") == 0
+    assert check_catalog(db)[1] == 0  # QA checks this model's rows only: none yet
     again = tag_library([tmp_path / "lib"], db, other, workers=0)
     assert again["retagged"] == first["found"] and again["skipped"] == 0
     with closing(catalog.open_catalog(db)) as conn:
