@@ -191,6 +191,7 @@ def launch(model: str | None = None, host: str | None = None, port: int | None =
     check_port(host, port)  # before the model loads
     server_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("faiss").setLevel(logging.WARNING)  # its loader's AVX512 notes read like errors; they are not
     demo = build_app(Classifier.load(model, backend=backend, taxonomy=taxonomy), db=db)
     demo.launch(server_name=host, server_port=port, max_file_size=MAX_FILE_SIZE, show_error=True, **kwargs)
     return demo
