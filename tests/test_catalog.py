@@ -187,7 +187,10 @@ def test_cli_tag_search_export(model_dir: Path, tmp_path: Path, capsys: pytest.C
     out, err = capsys.readouterr()
     assert "3 unreadable" in out and "soundtag qa --db" in err  # like predict: exit 1 when a file failed
     assert main(["search", "--db", db, "--label", CLASSES[0], "--min-score", "0", "--between", "0s", "5s"]) == 0
+    weights = Classifier.load(model_dir).identity["weights"]
+    assert f"from the rows of model {weights}" in capsys.readouterr().err  # which model answered
     assert main(["export", "--db", db, "--format", "csv", "--out", str(tmp_path / "x.csv")]) == 0
+    assert f"from the rows of model {weights}" in capsys.readouterr().err
     assert main(["search", "--db", str(tmp_path / "none.db"), "--label", "dog"]) == 2
     assert "no such catalog" in capsys.readouterr().err
 

@@ -17,7 +17,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from soundtag.audio import AudioError, load, load_blocks
-from soundtag.catalog import search
+from soundtag.catalog import answered_by, search
 from soundtag.errors import ConfigError
 from soundtag.features import LogMel
 from soundtag.index import similar
@@ -165,10 +165,11 @@ def build_app(clf: Classifier, examples: list[str] | None = None, db: str | Path
 def catalog_tab(tagger: Tagger) -> None:
     """Windows with a tag, and files that sound like an upload, in the catalog the app was started with."""
     gr.Markdown(f"Catalog `{tagger.db}`: where a sound happens (its events, best first, up to {MAX_ROWS}), or the "
-                "files that sound most like a clip you upload or record.")
+                f"files that sound most like a clip you upload or record. Answers come from the "
+                f"{answered_by(tagger.db)}.")
     with gr.Row():
         label = gr.Dropdown(tagger.clf.classes, value=tagger.clf.classes[0], label="Sound")
-        min_score = gr.Slider(0, 1, value=0.5, step=0.05, label="Minimum score")
+        min_score = gr.Slider(0, 1, value=0, step=0.05, label="Minimum score (0: every event)")
         find = gr.Button("Find events", variant="primary")
     windows = gr.Dataframe(headers=["file", "start s", "end s", "peak score"], interactive=False, label="Events")
     find.click(tagger.search, [label, min_score], windows, api_name="search")

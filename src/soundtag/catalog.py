@@ -106,6 +106,17 @@ def check_same_model(db: str | Path, identity: dict) -> None:
                            "or tag the catalog again with this one")
 
 
+def answered_by(db: str | Path) -> str:
+    """One line saying which model's rows a read answers from, and how many files it leaves out."""
+    with closing(open_catalog(db)) as conn:
+        model, left_out = current_model(conn), other_models(conn)
+    said = "rows of a catalog written before soundtag 0.5 (its model is not recorded)" if model is None else (
+        f"rows of model {model['weights']} (AudioSet weight {model['audioset_weight']}, threshold "
+        f"{model['threshold']}, taxonomy {model['taxonomy']}, soundtag {model['soundtag']})")
+    return said + (f"; {left_out} files tagged by another model are left out (tag them again to include them)"
+                   if left_out else "")
+
+
 def other_models(conn: sqlite3.Connection) -> int:
     """How many files hold rows of a model other than the current one (kept by `tag --keep-old`, or not yet
     re-tagged); every read leaves them out."""
@@ -214,7 +225,7 @@ def write_asset(conn: sqlite3.Connection, path: Path, info: dict, result: Analys
     conn.execute("INSERT INTO embeddings VALUES (?, ?)", (asset, result.embedding.astype(np.float32).tobytes()))
 
 
-def search(db: str | Path, label: str, min_score: float = 0.5,
+def search(db: str | Path, label: str, min_score: float = 0.0,
            between: tuple[float, float] | None = None) -> list[dict]:
     """Events of `label` whose peak score is at least `min_score` (events exist where a sound reached the model's
     threshold when the file was tagged), optionally only those overlapping [start, end] seconds; best first."""

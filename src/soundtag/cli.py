@@ -206,10 +206,12 @@ def build_parser() -> argparse.ArgumentParser:
                        description="List the events of LABEL (time ranges where the sound reached the model's "
                                    "threshold when the files were tagged) whose peak score is at least "
                                    "--min-score, best first.",
-                       epilog="Example: soundtag search --db catalog.db --label dog --min-score 0.8 --between 10 60")
+                       epilog="Example: soundtag search --db catalog.db --label dog --min-score 0.4 --between 10 60")
     p.add_argument("--db", required=True, help="the SQLite catalog")
     p.add_argument("--label", required=True, help="a class name, e.g. dog")
-    p.add_argument("--min-score", type=float, default=0.5, help="(default: %(default)s)")
+    p.add_argument("--min-score", type=float, default=0.0,
+                   help="only events whose peak reaches this (default: every event: each already reached the "
+                        "model's threshold when the file was tagged)")
     p.add_argument("--between", nargs=2, type=_seconds, metavar=("START", "END"),
                    help="only events overlapping this span, e.g. 10s 60s")
 

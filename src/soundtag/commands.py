@@ -187,19 +187,20 @@ def cmd_tag(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from soundtag.catalog import export, export_format
+    from soundtag.catalog import answered_by, export, export_format
 
     print(f"wrote {export(args.db, args.out, export_format(args.out, args.format))} rows to {args.out}")
+    print(f"from the {answered_by(args.db)}", file=sys.stderr)
     return 0
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from soundtag.catalog import search
+    from soundtag.catalog import answered_by, search
 
     hits = search(args.db, args.label, args.min_score, tuple(args.between) if args.between else None)
     for hit in hits:
         print(f"{hit['score']:.3f}  {hit['start']:8.1f}-{hit['end']:<8.1f}  {hit['path']}")
-    print(f"{len(hits)} events", file=sys.stderr)
+    print(f"{len(hits)} events, from the {answered_by(args.db)}", file=sys.stderr)
     return 0
 
 
@@ -223,6 +224,7 @@ def cmd_similar(args: argparse.Namespace) -> int:
 def cmd_qa(args: argparse.Namespace) -> int:
     import tempfile
 
+    from soundtag.catalog import answered_by
     from soundtag.infer import Classifier
     from soundtag.ingest import tag_library
     from soundtag.qa import CHECKS, QAConfig, check_catalog, read_rules, write_csv
@@ -244,14 +246,15 @@ def cmd_qa(args: argparse.Namespace) -> int:
         if args.roots:
             tag_library(args.roots, db, clf)
         flags, checked = check_catalog(db, config, [Path(r) for r in args.roots] or None)
+        source = answered_by(db)
     width = min(70, max((len(f.path) for f in flags), default=4))
     for f in sorted(flags, key=lambda f: (CHECKS.index(f.check), f.path)):
         print(f"{f.check:<11} {f.path:<{width}}  {f.detail}")
     if args.csv:
         write_csv(flags, args.csv)
     print(f"{len({f.path for f in flags})} of {checked} files flagged ({len(flags)} flags)"
-          + ("" if max_ood is not None else "; unfamiliar-audio check off: the model has no ood.safetensors"),
-          file=sys.stderr)
+          + ("" if max_ood is not None else "; unfamiliar-audio check off: the model has no ood.safetensors")
+          + f"; from the {source}", file=sys.stderr)
     return 1 if flags else 0
 
 
