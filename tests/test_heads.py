@@ -34,6 +34,16 @@ def test_a_class_without_examples_is_never_chosen() -> None:
         fit_head(embeddings, np.zeros(len(labels), int), ["a", "b"])
 
 
+def test_cross_validation_skips_folds_it_cannot_fit() -> None:
+    from soundtag.data import Dataset
+    from soundtag.heads import cross_validate
+
+    embeddings, labels = clusters(2, per_class=4)
+    folds = np.array([1, 1, 1, 1, 2, 2, 3, 3])  # holding out 2 or 3 leaves both classes; holding out 1, one
+    scores = cross_validate(embeddings, Dataset([Path("x")] * 8, labels, folds, ["a", "b"]))
+    assert sorted(scores) == [2, 3]
+
+
 def test_saved_heads_load_and_bad_ones_are_refused(tmp_path: Path) -> None:
     embeddings, labels = clusters(3)
     head = fit_head(embeddings, labels, ["a", "b", "c"])

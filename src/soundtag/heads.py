@@ -107,11 +107,13 @@ def load_head(folder: str | Path) -> HeadModel:
 
 
 def cross_validate(embeddings: np.ndarray, dataset: Dataset, c: float = 1.0) -> dict[int, float]:
-    """Accuracy of a head on each fold of `dataset`, fitted on the other folds' embeddings `(clips, 1024)`."""
-    folds = sorted(set(dataset.folds.tolist()))
+    """Accuracy of a head on each fold of `dataset`, fitted on the other folds' embeddings `(clips, 1024)`; folds
+    whose other folds hold fewer than two classes are skipped."""
     scores = {}
-    for k in folds if len(folds) > 1 else []:
+    for k in sorted(set(dataset.folds.tolist())):
         train, test = dataset.split(k)
+        if len(set(dataset.labels[train].tolist())) < 2:
+            continue
         head = fit_head(embeddings[train], dataset.labels[train], dataset.classes, c)
         scores[k] = float((head.scores(embeddings[test]).argmax(1) == dataset.labels[test]).mean())
     return scores
@@ -119,7 +121,7 @@ def cross_validate(embeddings: np.ndarray, dataset: Dataset, c: float = 1.0) -> 
 
 def train_head(dataset: Dataset, out: str | Path, c: float = 1.0) -> dict[int, float]:
     """Embed every clip of `dataset` with YAMNet, fit a head on all of them into `out`, and return its
-    cross-validated accuracy per fold (empty for a dataset of one fold)."""
+    cross-validated accuracy per fold (empty where no fold can be held out)."""
     yamnet = Yamnet.load(threads=torch.get_num_threads())
     embeddings = embed_clips(dataset, np.arange(len(dataset)), yamnet)
     save_head(out, fit_head(embeddings, dataset.labels, dataset.classes, c))
