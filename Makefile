@@ -1,7 +1,8 @@
 # Two commands do everything on a fresh machine: `make demo` (install what tagging needs, tag the example clips and a
 # two-minute take with the shipped model; no dataset, no download) and `make test` (install the development tools,
-# lint, run the tests). `make reproduce` fetches ESC-50 and re-derives the committed cross-validation numbers from
-# the committed fold models, into runs/reproduce, and checks them against the committed ones.
+# lint, run the tests, which also build the docs and run their examples). `make reproduce` fetches ESC-50 and
+# re-derives the committed cross-validation numbers from the committed fold models, into runs/reproduce, and checks
+# them against the committed ones.
 # TORCH picks the PyTorch build: the default is the CPU wheel this project is developed with; elsewhere use e.g.
 #   make demo TORCH="torch --index-url https://download.pytorch.org/whl/cpu"     (CPU)
 #   make demo TORCH="torch"                                                       (CUDA, on Linux)
@@ -11,7 +12,7 @@ DATA ?= data/ESC-50
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo data reproduce notebook app train final test bench clean
+.PHONY: setup demo data reproduce notebook app docs train final test bench clean
 
 $(BIN)/.runtime: pyproject.toml  # torch and the package's own dependencies: what tagging needs
 	@echo "== installing $(TORCH) and soundtag into $(VENV) (a few minutes the first time) =="
@@ -47,6 +48,9 @@ notebook: setup  # re-run notebooks/results.ipynb on results/esc50 and keep its 
 
 app: setup
 	$(BIN)/soundtag app
+
+docs: setup  # the docs site into runs/site, warnings as errors (the tests build it too and run its examples)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir runs/site
 
 train: data  # the committed 5-fold run: about 2 h on 2 CPU cores
 	$(BIN)/soundtag train --data $(DATA) --out runs/esc50

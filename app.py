@@ -6,7 +6,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))  # Spaces runs from a checkout, not an install
 
-from soundtag.app import launch
+from soundtag.interfaces.app import launch
 
 if __name__ == "__main__":
     launch()

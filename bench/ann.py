@@ -17,9 +17,9 @@ import time
 import numpy as np
 from common import median, report
 
-from soundtag.audio import load_clip
-from soundtag.data import load_dataset
-from soundtag.infer import Classifier
+from soundtag.audio.load import load_clip
+from soundtag.inference.classifier import Classifier
+from soundtag.training.dataset import load_dataset
 
 K = 10
 

@@ -9,10 +9,10 @@ import argparse
 
 from common import median, report, timed
 
-from soundtag.audio import AudioConfig
-from soundtag.data import load_dataset
-from soundtag.feature_cache import _compute_features
-from soundtag.features import FrontendConfig
+from soundtag.audio.load import AudioConfig
+from soundtag.features.logmel import FrontendConfig
+from soundtag.training.dataset import load_dataset
+from soundtag.training.feature_cache import _compute_features
 
 
 def main() -> None:

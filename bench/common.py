@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from soundtag.audio import load_clip
-from soundtag.data import Dataset, load_dataset
-from soundtag.infer import Classifier
+from soundtag.audio.load import load_clip
+from soundtag.inference.classifier import Classifier
+from soundtag.training.dataset import Dataset, load_dataset
 
 RESULTS = Path(__file__).resolve().parent.parent / "results" / "bench"
 

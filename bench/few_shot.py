@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 from common import report
 
-from soundtag.audioset import Yamnet
-from soundtag.config import make_config
-from soundtag.data import load_dataset
-from soundtag.evaluate import evaluate_run
-from soundtag.heads import embed_clips, fit_head
-from soundtag.train import run
+from soundtag.models.yamnet import Yamnet
+from soundtag.training.config import make_config
+from soundtag.training.dataset import load_dataset
+from soundtag.training.evaluate import evaluate_run
+from soundtag.training.few_shot import embed_clips, fit_head
+from soundtag.training.train import run
 
 SHOTS = (5, 10)
 

@@ -25,8 +25,8 @@ def measure(backend: str, threads: int, model: str | None, clips: list[str], pre
     import torch
 
     torch.set_num_threads(threads)
-    from soundtag.audio import load_clip
-    from soundtag.infer import Classifier
+    from soundtag.audio.load import load_clip
+    from soundtag.inference.classifier import Classifier
 
     clf = Classifier.load(model, backend=backend, precision=precision)
     for path in clips[:20]:

@@ -23,8 +23,8 @@ import soundfile as sf
 from common import median, report
 from playwright.sync_api import sync_playwright
 
-from soundtag import app as app_module
-from soundtag.infer import SILENCE, Classifier
+from soundtag.inference.classifier import SILENCE, Classifier
+from soundtag.interfaces import app as app_module
 
 LEAD_IN = 6.0
 CHUNK = 0.5  # the app's stream_every

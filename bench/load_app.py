@@ -77,7 +77,7 @@ def main() -> None:
     parser.add_argument("--hostile", type=int, default=0, help="every Nth upload is hostile (default: none)")
     args = parser.parse_args()
     port = free_port()
-    cmd = [sys.executable, "-m", "soundtag.cli", "app", "--port", str(port)]
+    cmd = [sys.executable, "-m", "soundtag.interfaces.cli", "app", "--port", str(port)]
     cmd += ["--model", args.model] if args.model else []
     server = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ})
     url = f"http://127.0.0.1:{port}/"

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from common import RESULTS, report
 
-CLI = [sys.executable, "-m", "soundtag.cli"]
+CLI = [sys.executable, "-m", "soundtag.interfaces.cli"]
 
 
 def make(path: Path, seconds: float, rate: int, channels: int) -> Path:

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 from common import report
 
-from soundtag.audio import load_clip
-from soundtag.data import load_dataset
-from soundtag.export import export_onnx
-from soundtag.infer import Classifier
+from soundtag.audio.load import load_clip
+from soundtag.inference.classifier import Classifier
+from soundtag.models.export import export_onnx
+from soundtag.training.dataset import load_dataset
 
 
 def main() -> None:

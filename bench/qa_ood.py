@@ -22,10 +22,10 @@ import soundfile as sf
 from common import report
 from robustness import conditions
 
-from soundtag.audio import load_clip
-from soundtag.calibrate import calibrate, out_of_fold
-from soundtag.data import load_dataset
-from soundtag.qa import QAConfig
+from soundtag.audio.load import load_clip
+from soundtag.library.qa import QAConfig
+from soundtag.training.calibrate import calibrate, out_of_fold
+from soundtag.training.dataset import load_dataset
 
 RATE = 32_000
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

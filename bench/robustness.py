@@ -19,7 +19,7 @@ Conditions (each clip, deterministic seeds):
                10 dB SNR, then resampled to 8 kHz
 Score: top-1 accuracy of the file's tags over all 2,000 out-of-fold clips, and per condition the three classes
 most often wrong ("worst", share wrong). The synthetic conditions used in
-training (soundtag.augment) work on mel power; none of these waveform processes is used in training.
+training (soundtag.training.augment) work on mel power; none of these waveform processes is used in training.
 
     python bench/robustness.py --cv results/esc50 --name multilabel
     python bench/robustness.py --cv runs/old --name single-label --aggregate mean

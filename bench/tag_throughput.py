@@ -11,9 +11,9 @@ from pathlib import Path
 
 from common import median, report
 
-from soundtag.infer import Classifier
-from soundtag.ingest import tag_library
-from soundtag.memory import keep_freed_memory
+from soundtag.inference.classifier import Classifier
+from soundtag.interfaces.memory import keep_freed_memory
+from soundtag.library.ingest import tag_library
 
 
 def main() -> None:

@@ -17,10 +17,10 @@ import numpy as np
 import torch
 from common import median, report
 
-from soundtag.config import make_config
-from soundtag.data import load_dataset
-from soundtag.feature_cache import build_features
-from soundtag.train import train_fold
+from soundtag.training.config import make_config
+from soundtag.training.dataset import load_dataset
+from soundtag.training.feature_cache import build_features
+from soundtag.training.train import train_fold
 
 RECIPES = {  # name: (preset, overrides)
     "default": ("default", []),

@@ -21,14 +21,14 @@ PROBE = r'''
 import glob, sys, tempfile, time
 from pathlib import Path
 import numpy as np, torch
-from soundtag.infer import Classifier
+from soundtag.inference.classifier import Classifier
 data, model = sys.argv[1], sys.argv[2]
 try:
-    from soundtag.ingest import tag_library
-    from soundtag.memory import keep_freed_memory
+    from soundtag.library.ingest import tag_library
+    from soundtag.interfaces.memory import keep_freed_memory
     keep_freed_memory()
 except ImportError:  # before the catalog was split
-    from soundtag.catalog import tag_library
+    from soundtag.library.catalog import tag_library
 clf = Classifier.load(model, precision="bf16")
 with tempfile.TemporaryDirectory() as tmp:
     began = time.perf_counter()

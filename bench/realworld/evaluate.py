@@ -29,8 +29,8 @@ from tqdm import tqdm
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from common import report_recipe
 
-from soundtag.audio import AudioError
-from soundtag.infer import Classifier
+from soundtag.audio.load import AudioError
+from soundtag.inference.classifier import Classifier
 
 
 def recordings(data: Path, split: str) -> list[dict]:

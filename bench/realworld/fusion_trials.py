@@ -28,9 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from common import load_waves, report
 from evaluate import recordings
 
-from soundtag import audioset
-from soundtag.audio import load
-from soundtag.infer import Classifier
+from soundtag.audio.load import load
+from soundtag.inference.classifier import Classifier
+from soundtag.models import yamnet as audioset
 
 
 def windows(clf: Classifier, yamnet: audioset.Yamnet, mapping: list[np.ndarray], path: Path) -> dict:
