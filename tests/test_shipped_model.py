@@ -33,3 +33,17 @@ def test_every_sound_has_its_event_where_it_happens_and_room_tone_has_none(analy
     window = Classifier.load().config.window
     for e in result.events:  # every event lies on one of the sounds (rain may be heard in the sea's waves)
         assert any(e["start"] > start - window and e["end"] < end + window for _, start, end in placed), e
+
+
+def test_narrowed_events_find_the_clips_to_within_half_a_second() -> None:
+    """Each clip is 5 s of its sound in 15 s of room tone; the narrowed events of the continuous ones (rain, baby,
+    clock, sea) start within 0.5 s of the clip, and none of the six reaches into the room tone beyond 0.5 s."""
+    take, placed = two_minute_take()
+    clf = Classifier.load()
+    assert clf.sample_rate == RATE  # narrow_events takes audio at the model's rate
+    events = clf.narrow_events(take, clf.analyze(take, RATE).events)
+    for name, start, end in placed:
+        own = [e for e in events if e["label"] == name and e["start"] < end and e["end"] > start]
+        assert own and min(e["start"] for e in own) > start - 0.5 and max(e["end"] for e in own) < end + 0.5, own
+        if name in ("rain", "crying_baby", "clock_tick", "sea_waves"):
+            assert min(e["start"] for e in own) < start + 0.5, own

@@ -1,4 +1,4 @@
-"""The web app through its API (gradio_client); the real-browser test is in test_app_browser.py."""
+"""The web app through its API (gradio_client) and in a real browser (Chromium, through Playwright)."""
 
 import itertools
 import socket
@@ -13,7 +13,6 @@ from conftest import tiny_bundle, tone
 
 gr = pytest.importorskip("gradio")
 from gradio_client import Client, handle_file  # noqa: E402
-from gradio_client.exceptions import AppError  # noqa: E402
 
 from soundtag.inference.classifier import Classifier  # noqa: E402
 from soundtag.interfaces import app as app_module  # noqa: E402
@@ -61,11 +60,13 @@ def client(server: str) -> Client:
 
 def test_predict_endpoint(client: Client, tmp_path: Path) -> None:
     sf.write(tmp_path / "tone.wav", tone(440.0, 16000, 12.0), 16000)
-    label, plot, events = client.predict(handle_file(str(tmp_path / "tone.wav")), api_name="/predict")
-    assert label["label"] in CLASSES and len(label["confidences"]) == 5
+    status, sounds, plot, events = client.predict(handle_file(str(tmp_path / "tone.wav")), api_name="/predict")
+    assert status == "**tone.wav** (0:12.0): 6 sounds present."
+    assert sorted(row[0] for row in sounds["data"]) == sorted(CLASSES)  # every sound present, none cut off
+    assert all(row[1].endswith("%") and row[2] == "present" for row in sounds["data"])
     assert plot["type"] == "matplotlib" and len(plot["plot"]) > 1000  # an inline PNG, not a shared file
-    assert [row[:2] for row in events["data"]] == [["0.0", "12.0"]] * len(CLASSES)  # every window, merged
-    assert sorted(row[2] for row in events["data"]) == sorted(CLASSES)
+    assert sorted(row[0] for row in events["data"]) == sorted(CLASSES)
+    assert all(row[1] >= "0:00.0" and row[2] <= "0:12.0" and row[3].endswith("%") for row in events["data"])
 
 
 @pytest.mark.parametrize(("name", "content", "message"), [
@@ -75,30 +76,50 @@ def test_predict_endpoint(client: Client, tmp_path: Path) -> None:
 def test_bad_uploads_get_a_message_and_the_server_keeps_serving(client: Client, tmp_path: Path, name: str,
                                                                  content: bytes, message: str) -> None:
     (tmp_path / name).write_bytes(content)
-    with pytest.raises(AppError, match=f"Cannot tag {name}.*{message}"):
-        client.predict(handle_file(str(tmp_path / name)), api_name="/predict")
+    status, sounds, plot, events = client.predict(handle_file(str(tmp_path / name)), api_name="/predict")
+    assert status.startswith(f"⚠️ Cannot tag {name}") and message in status
+    assert not sounds["data"] and not events["data"] and plot is None  # the last clip's answer is cleared
     sf.write(tmp_path / "ok.wav", tone(440.0, 16000, 1.0), 16000)
-    assert client.predict(handle_file(str(tmp_path / "ok.wav")), api_name="/predict")[0]["label"] in CLASSES
+    assert "present" in client.predict(handle_file(str(tmp_path / "ok.wav")), api_name="/predict")[0]
 
 
 def test_too_long_is_refused(client: Client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(app_module, "MAX_SECONDS", 3)
     sf.write(tmp_path / "long.wav", tone(440.0, 8000, 4.0), 8000)
-    with pytest.raises(AppError, match="longer than 3 s"):
-        client.predict(handle_file(str(tmp_path / "long.wav")), api_name="/predict")
+    status = client.predict(handle_file(str(tmp_path / "long.wav")), api_name="/predict")[0]
+    assert "longer than 3 s" in status
+
+
+def test_uploads_are_checked_as_they_arrive(clf: Classifier, tmp_path: Path) -> None:
+    tagger = app_module.Tagger(clf)
+    sf.write(tmp_path / "ok.wav", tone(440.0, 16000, 2.5), 16000)
+    (tmp_path / "notes.wav").write_bytes(b"meeting notes, not audio" * 10)
+    assert tagger.check(str(tmp_path / "ok.wav")) == "**ok.wav**: 0:02.5 of audio. Press **Tag**."
+    assert tagger.check(str(tmp_path / "notes.wav")).startswith("⚠️ Cannot tag notes.wav: not audio")
+    assert tagger.check(None) == ""  # the upload was cleared
+
+
+def test_silence_and_unfamiliar_audio_are_said_so(clf: Classifier, tmp_path: Path) -> None:
+    sf.write(tmp_path / "quiet.wav", np.zeros(16000, np.float32), 16000)
+    assert "is silent" in app_module.Tagger(clf).tag(str(tmp_path / "quiet.wav"))[0]
+    sf.write(tmp_path / "tone.wav", tone(440.0, 16000, 6.0), 16000)
+    stats = {"mean": np.zeros(16), "precision": np.eye(16), "threshold": np.array(-1.0)}  # everything is far
+    unfamiliar = Classifier(clf.bundle, clf.config, ood_stats=stats)
+    status = app_module.Tagger(unfamiliar).tag(str(tmp_path / "tone.wav"))[0]
+    assert "(0:00.0-0:05.0, 0:01.0-0:06.0) is unlike anything the model was trained on" in status
 
 
 def test_live_rolling_window(clf: Classifier, monkeypatch: pytest.MonkeyPatch) -> None:
     tagger = app_module.Tagger(clf)
     clock = iter(np.arange(0.0, 100.0, 0.5))
     monkeypatch.setattr(app_module, "monotonic", lambda: next(clock))
-    state, labels = None, []
+    state, answers = None, []
     for _ in range(16):  # 8 s of microphone in 0.5-s chunks
-        label, state = tagger.live((48000, (tone(440.0, 48000, 0.5) * 32767).astype(np.int16)), state)
-        labels.append(label)
+        sounds, state = tagger.live((48000, (tone(440.0, 48000, 0.5) * 32767).astype(np.int16)), state)
+        answers.append(sounds)
     assert len(state["buffer"]) == 5 * 32000  # only the last window is kept
-    assert all(set(x) <= set(CLASSES) for x in labels)
-    assert sum(a is not b for a, b in itertools.pairwise(labels)) == 7  # one new label per second of audio
+    assert all({row[0] for row in x} == set(CLASSES) for x in answers)  # all six present, none a headline
+    assert sum(a is not b for a, b in itertools.pairwise(answers)) == 7  # one new answer per second of audio
 
 
 
@@ -107,9 +128,17 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-sync", "--no-first-run"]
 
 
+def table(page: object, elem_id: str) -> list[list[str]]:
+    """The rows of a Dataframe on the page, as the cells' text (rows the table keeps empty for scrolling left out)."""
+    return page.eval_on_selector_all(f"#{elem_id} [role=row]", """rows => rows
+        .filter(r => r.children[0]?.tagName !== 'TH')
+        .map(r => [...r.children].map(c => c.innerText.trim())).filter(r => r.some(x => x))""")
+
+
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (apt-get install chromium)")
 def test_in_a_real_browser(server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Upload, click Tag, read the top label; then bad uploads show a message and the page keeps working."""
+    """Upload, click Tag, read every sound; bad uploads are named as they arrive and on Tag, nothing of the last
+    answer stays beside the message, and the next good clip clears it."""
     playwright = pytest.importorskip("playwright.sync_api")
     monkeypatch.setattr(app_module, "MAX_SECONDS", 8)
     sf.write(tmp_path / "tone.wav", tone(440.0, 16000, 3.0), 16000)
@@ -121,46 +150,74 @@ def test_in_a_real_browser(server: str, tmp_path: Path, monkeypatch: pytest.Monk
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         page.set_default_timeout(90_000)
         page.goto(server)
-        tag = page.get_by_role("button", name="Tag", exact=True)
+        tag, status = page.get_by_role("button", name="Tag", exact=True), page.locator("#status")
 
-        def submit(path: Path) -> None:
+        def upload(path: Path) -> None:
             clear = page.locator("button[aria-label='Clear']")
             if clear.count():
                 clear.first.click()
             page.locator("input[type=file]").first.set_input_files(str(path))
-            page.wait_for_timeout(1000)  # let the component finish its upload
-            tag.click()
+            page.get_by_text(f"{path.name}", exact=False).first.wait_for()
 
-        submit(tmp_path / "tone.wav")
-        top = page.locator('[data-testid="label-output-value"]')
-        top.wait_for()
-        assert top.inner_text().strip() in CLASSES
-        page.screenshot(path=str(tmp_path / "app.png"), full_page=True)
-        assert (tmp_path / "app.png").stat().st_size > 10_000
+        upload(tmp_path / "tone.wav")
+        status.get_by_text("0:03.0 of audio").wait_for()  # checked on arrival
+        tag.click()
+        status.get_by_text("6 sounds present").wait_for()
+        page.wait_for_function("document.querySelector('#events [role=grid]')?.innerText.includes('0:03.0')")
+        sounds, events = table(page, "sounds"), table(page, "events")
+        assert sorted(r[0] for r in sounds) == sorted(CLASSES) and {r[2] for r in sounds} == {"present"}
+        assert len(events) == len(CLASSES) and {r[2] for r in events} == {"0:03.0"}  # m:ss.s, as everywhere
 
         for name, message in (("notes.wav", "not audio"), ("empty.wav", "empty"), ("long.wav", "longer than 8 s")):
-            submit(tmp_path / name)
-            toast = page.get_by_text(f"Cannot tag {name}")
-            toast.wait_for()
-            assert message in toast.inner_text()
+            upload(tmp_path / name)
+            status.get_by_text(f"Cannot tag {name}").wait_for()  # as it arrives
+            assert message in status.inner_text()
+            tag.click()
+            page.wait_for_function("!document.querySelector('#sounds [role=grid]')?.innerText.includes('present')")
+            assert message in status.inner_text() and not table(page, "events")
         sf.write(tmp_path / "four.wav", tone(440.0, 16000, 4.0), 16000)
-        submit(tmp_path / "four.wav")  # still serving: a new result with the new clip's length
-        page.get_by_test_id("cell-0-1").get_by_text("4.0", exact=True).wait_for()
+        upload(tmp_path / "four.wav")
+        tag.click()  # still serving, and the message is gone
+        status.get_by_text("**four.wav**".strip("*") + " (0:04.0)").wait_for()
+        assert "Cannot tag" not in status.inner_text() and not page.locator(".toast-body").count()
         browser.close()
 
 
 def test_catalog_tab_searches_by_tag_and_by_sound(client: Client, catalog_db: Path, tmp_path: Path) -> None:
     conn = sqlite3.connect(catalog_db)
     label, score = conn.execute("SELECT label, score FROM events ORDER BY score DESC").fetchone()
+    lowest = conn.execute("SELECT MIN(score) FROM events").fetchone()[0]
     conn.close()
-    windows = client.predict(label, 0.0, api_name="/search")["data"]
-    assert windows and windows[0][3] == pytest.approx(score, abs=1e-3)
+    status, windows = client.predict(label, np.floor(100 * lowest), api_name="/search")
+    assert windows["data"][0][3] == f"{100 * score:.0f}%" and status.endswith("Click one to listen.")
+    status, windows = client.predict(label, 100, api_name="/search")
+    assert status.startswith("Nothing found") and not windows["data"]
     sf.write(tmp_path / "query.wav", tone(440.0, 16000, 5.0, amp=0.4), 16000)
-    files = client.predict(handle_file(str(tmp_path / "query.wav")), 2, api_name="/similar")["data"]
-    assert sorted(Path(row[0]).name for row in files) == ["tone_a.wav", "tone_b.wav"]
+    status, files = client.predict(handle_file(str(tmp_path / "query.wav")), 2, api_name="/similar")
+    assert sorted(Path(row[0]).name for row in files["data"]) == ["tone_a.wav", "tone_b.wav"]
     sf.write(tmp_path / "quiet.wav", np.zeros(16000, np.float32), 16000)
-    with pytest.raises(AppError, match="silent"):
-        client.predict(handle_file(str(tmp_path / "quiet.wav")), 2, api_name="/similar")
+    status, files = client.predict(handle_file(str(tmp_path / "quiet.wav")), 2, api_name="/similar")
+    assert "silent" in status and not files["data"]
+
+
+def test_catalog_results_play_and_the_score_slider_starts_at_the_lowest_event(clf: Classifier, catalog_db: Path
+                                                                               ) -> None:
+    tagger = app_module.Tagger(clf, catalog_db)
+    _, _, hits = tagger.search(CLASSES[0], 0)
+    (rate, wave), status = tagger.play_event(hits, gr.SelectData(None, {"index": [0, 0], "value": ""}))
+    assert rate == clf.sample_rate and 0 < len(wave) <= 7 * rate and status.startswith("Playing ")
+    (_, whole), _ = tagger.play_file(hits, gr.SelectData(None, {"index": [0, 0], "value": ""}))
+    assert len(whole) == 5 * rate  # the whole 5-s file
+    Path(hits[0]["path"]).rename(Path(hits[0]["path"]).with_suffix(".moved"))
+    try:
+        player, status = tagger.play_file(hits, gr.SelectData(None, {"index": [0, 0], "value": ""}))
+        assert player is None and status.startswith("⚠️ Cannot play")
+    finally:
+        Path(hits[0]["path"]).with_suffix(".moved").rename(hits[0]["path"])
+    config = app_module.build_app(clf, examples=[], db=catalog_db).config
+    (slider,) = [c["props"] for c in config["components"] if c["props"].get("label") == "Minimum peak score (%)"]
+    lowest = sqlite3.connect(catalog_db).execute("SELECT MIN(score) FROM events").fetchone()[0]
+    assert slider["minimum"] == slider["value"] == np.floor(100 * lowest)
 
 
 def test_live_has_slots_of_its_own(clf: Classifier) -> None:
@@ -180,7 +237,7 @@ def test_examples_run_on_click_and_the_catalog_tab_needs_a_catalog(clf: Classifi
                                                                   tmp_path: Path) -> None:
     sf.write(tmp_path / "ex.wav", tone(440.0, 16000, 1.0), 16000)
     config = app_module.build_app(clf, examples=[str(tmp_path / "ex.wav")]).config
-    (label,) = [c["id"] for c in config["components"] if c.get("props", {}).get("label", "").startswith("Sounds in")]
+    (label,) = [c["id"] for c in config["components"] if c.get("props", {}).get("label") == "Sounds in the clip"]
     assert sum(label in d["outputs"] for d in config["dependencies"]) == 2  # the Tag button and an example's click
     tabs = lambda cfg: [c["props"].get("label") for c in cfg["components"] if c["type"] == "tabitem"]  # noqa: E731
     assert "Search a catalog" not in tabs(config)

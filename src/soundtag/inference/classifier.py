@@ -28,7 +28,7 @@ from soundtag.audio.decode import decoded_bytes
 from soundtag.audio.load import AudioError, array_blocks, load, load_blocks, prepare_blocks
 from soundtag.audio.windows import Windows
 from soundtag.errors import ConfigError, ModelError
-from soundtag.inference.events import find_events, presence
+from soundtag.inference.events import find_events, narrow_events, presence
 from soundtag.inference.runners import (
     BATCH,
     Runner,
@@ -308,6 +308,13 @@ class Classifier:
             run_batch()
         return self._assemble(starts, np.array(probs), np.array(embeddings), np.array(silent),
                               cutter.length / self.sample_rate, top_k or self.config.top_k)
+
+    def narrow_events(self, wave: np.ndarray, events: list[dict]) -> list[dict]:
+        """`events` of `wave` (mono at the model's rate, as `analyze` found them) with their edges moved in to
+        0.48-s steps, where the sound alone is still heard (`soundtag.inference.events.narrow_events`): a 0.3-s
+        bark becomes a 1-s event instead of a window-long one. Costs about 20 windows' scoring per event."""
+        return narrow_events(events, wave, self.sample_rate, self.config.window, self.probabilities, self.classes,
+                             self.config.threshold, self.config.silence_dbfs)
 
     def probabilities(self, windows: np.ndarray) -> np.ndarray:
         """Class probabilities `(n, classes)` for model-rate windows `(n, samples)`, no silence gate."""

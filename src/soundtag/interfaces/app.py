@@ -1,5 +1,5 @@
-"""The web app: upload or record a clip and see its tags and its events over time; tag the microphone live; and,
-given a catalog, search it by tag or by a sound.
+"""The web app: upload or record a clip and see every sound in it and when each is heard; tag the microphone live;
+and, given a catalog, search it by tag or by a sound and listen to what it finds.
 
 Runs offline with the shipped model. `soundtag app` serves it; the repo's `app.py` is the Hugging Face Spaces entry.
 """
@@ -20,10 +20,13 @@ from soundtag.audio.load import AudioError, load, load_blocks
 from soundtag.errors import ConfigError
 from soundtag.features.logmel import LogMel
 from soundtag.inference.classifier import Classifier
+from soundtag.inference.events import PIECE_STEP
 from soundtag.interfaces.memory import limit_arenas, release_freed_memory
+from soundtag.interfaces.present import PRESENT, clock, event_rows, percent, sound_rows, unfamiliar_note
 from soundtag.interfaces.timeline import timeline_figure
-from soundtag.library.catalog import answered_by, search
+from soundtag.library.catalog import answered_by, lowest_score, search
 from soundtag.library.index import similar
+from soundtag.models.yamnet import class_names
 
 MAX_SECONDS = 600  # longer uploads are refused with a message, before any tagging
 MAX_MB = 250  # uploads: 10 minutes of 48 kHz stereo as 32-bit float WAV (230 MB) fit
@@ -33,6 +36,9 @@ LIVE_EVERY = 1.0  # seconds between live classifications
 LIVE_SESSIONS = 16  # Live sessions served at once
 LIVE_SECONDS = 300  # a Live session ends after this long (the page says so)
 MAX_ROWS = 500  # search results shown
+TABLE_HEIGHT = 100_000  # px: tables grow with their rows instead of scrolling inside themselves
+CONTEXT_SECONDS = 1.0  # heard before and after an event played from the catalog
+MAX_PLAY_SECONDS = 30.0
 log = logging.getLogger("soundtag.interfaces.app")
 
 
@@ -43,11 +49,13 @@ def user_error(message: str) -> gr.Error:
 
 
 class Tagger:
-    """The app's callbacks around one Classifier (and a catalog, if given); the live buffer is per session."""
+    """The app's callbacks around one Classifier (and a catalog, if given); the live buffer is per session. A user's
+    mistake becomes the status line of the page, which every run rewrites, never an error left on the outputs."""
 
     def __init__(self, clf: Classifier, db: str | Path | None = None):
         self.clf, self.db = clf, db
         self.frontend = LogMel(clf.bundle.frontend).eval()
+        self.ood_limit = float(clf.ood_stats["threshold"]) if clf.ood_stats else None
 
     def _load(self, path: str | None) -> np.ndarray:
         """The upload at the model's rate; every problem becomes a message in the page."""
@@ -65,49 +73,117 @@ class Tagger:
             raise user_error(f"Cannot tag {Path(err.source).name}: {err.reason}") from None
         return np.concatenate(blocks)
 
-    def tag(self, path: str | None) -> tuple[dict, Figure, list[list]]:
+    def check(self, path: str | None) -> str:
+        """The status line for an upload or recording as it arrives: its length, or why it cannot be tagged."""
+        if not path:
+            return ""
         try:
-            return self._tag(self._load(path))
+            seconds = len(self._load(path)) / self.clf.sample_rate
+        except gr.Error as err:
+            return warning(err.message)
+        finally:
+            release_freed_memory()
+        return f"**{Path(path).name}**: {clock(seconds)} of audio. Press **Tag**."
+
+    def tag(self, path: str | None) -> tuple[str, list[list], Figure | None, list[list]]:
+        """Status line, sounds (every one present, then the next best below the threshold), the timeline picture
+        and the events (sound, from, to, peak)."""
+        try:
+            return self._tag(self._load(path), Path(path).name)
+        except gr.Error as err:
+            return warning(err.message), [], None, []
         finally:
             release_freed_memory()
 
-    def _tag(self, wave: np.ndarray) -> tuple[dict, Figure, list[list]]:
-        """Tags (presence scores), the timeline picture and the events as rows (start s, end s, sound, peak)."""
-        result = self.clf.analyze(wave, self.clf.sample_rate)
-        label = {t["label"]: t["score"] for t in result.tags}
-        events = [[f"{e['start']:.1f}", f"{e['end']:.1f}", e["label"], round(e["score"], 3)] for e in result.events]
-        return label, timeline_figure(self.frontend, wave, result.events), events
+    def _tag(self, wave: np.ndarray, name: str) -> tuple[str, list[list], Figure, list[list]]:
+        rate, threshold = self.clf.sample_rate, self.clf.config.threshold
+        result = self.clf.analyze(wave, rate, top_k=len(self.clf.classes))
+        if result.silent:
+            return f"**{name}** is silent (below {self.clf.config.silence_dbfs:g} dBFS throughout).", [], \
+                timeline_figure(self.frontend, wave, []), []
+        events = self.clf.narrow_events(wave, result.events)
+        sounds = sound_rows({t["label"]: t["score"] for t in result.tags}, threshold)
+        present = sum(row[2] == PRESENT for row in sounds)
+        found = (f"{present} sound{'s' * (present != 1)} present" if present else
+                 f"no sound reaches the threshold ({percent(threshold)}); the best guesses are listed below it")
+        status = " ".join([f"**{name}** ({clock(len(wave) / rate)}): {found}.", unfamiliar_note(result,
+                                                                                              self.ood_limit)])
+        return status.strip(), sounds, timeline_figure(self.frontend, wave, events), event_rows(events)
 
-    def live(self, chunk: tuple[int, np.ndarray] | None, state: dict | None) -> tuple[dict | None, dict]:
+    def live(self, chunk: tuple[int, np.ndarray] | None, state: dict | None) -> tuple[list[list] | None, dict]:
         """Append a microphone chunk to a rolling window; classify it at most once every LIVE_EVERY seconds."""
-        state = state or {"buffer": np.zeros(0, np.float32), "last": -np.inf, "label": None}
+        state = state or {"buffer": np.zeros(0, np.float32), "last": -np.inf, "sounds": None}
         if chunk is None:
-            return state["label"], state
+            return state["sounds"], state
         sr, data = chunk
         data = data[-round(self.clf.config.window * max(sr, 1)):]  # a chunk longer than the window: its end only
         try:
             wave = load(data, sample_rate=sr, target_rate=self.clf.sample_rate)
         except AudioError:
-            return state["label"], state  # a malformed chunk: skip it, keep listening
+            return state["sounds"], state  # a malformed chunk: skip it, keep listening
         keep = round(self.clf.config.window * self.clf.sample_rate)
         state["buffer"] = np.concatenate([state["buffer"], wave])[-keep:]
         now = monotonic()
         if now - state["last"] >= LIVE_EVERY:
             state["last"] = now
-            tags = self.clf.analyze(state["buffer"], self.clf.sample_rate, top_k=3).tags
-            state["label"] = {t["label"]: t["score"] for t in tags}
-        return state["label"], state
+            tags = self.clf.analyze(state["buffer"], self.clf.sample_rate, top_k=len(self.clf.classes)).tags
+            state["sounds"] = sound_rows({t["label"]: t["score"] for t in tags}, self.clf.config.threshold, below=2)
+        return state["sounds"], state
 
+    def search(self, label: str, min_percent: float) -> tuple[str, list[list], list[dict]]:
+        """Status line, the events of `label` at or above `min_percent` (file, from, to, peak) and the hits behind
+        the rows, for playing one."""
+        hits = search(self.db, label, min_percent / 100)
+        if not hits:
+            return f"Nothing found: no {label} events at or above {min_percent:.0f}% in this catalog.", [], []
+        more = f", the best {MAX_ROWS} shown" if len(hits) > MAX_ROWS else ""
+        hits = hits[:MAX_ROWS]
+        rows = [[h["path"], clock(h["start"]), clock(h["end"]), percent(h["score"])] for h in hits]
+        return f"{len(rows)} {label} events{more}. Click one to listen.", rows, hits
 
-    def search(self, label: str, min_score: float) -> list[list]:
-        hits = search(self.db, label, min_score)[:MAX_ROWS]
-        return [[h["path"], h["start"], round(h["end"], 2), round(h["score"], 3)] for h in hits]
+    def play_event(self, hits: list[dict], evt: gr.SelectData) -> tuple[tuple[int, np.ndarray] | None, str]:
+        """The event clicked, with CONTEXT_SECONDS before and after."""
+        hit = hits[evt.index[0]]
+        return self._excerpt(hit["path"], hit["start"] - CONTEXT_SECONDS, hit["end"] + CONTEXT_SECONDS)
 
-    def similar(self, path: str | None, k: float) -> list[list]:
-        result = self.clf.analyze(self._load(path), self.clf.sample_rate)
+    def similar(self, path: str | None, k: float) -> tuple[str, list[list], list[dict]]:
+        try:
+            result = self.clf.analyze(self._load(path), self.clf.sample_rate)
+        except gr.Error as err:
+            return warning(err.message), [], []
         if result.silent:
-            raise user_error("That clip is silent; there is no sound to compare.")
-        return [[h["path"], round(h["score"], 3)] for h in similar(self.db, result.embedding, int(k))]
+            return warning("That clip is silent; there is no sound to compare."), [], []
+        hits = similar(self.db, result.embedding, int(k))
+        if not hits:
+            return "Nothing found: the catalog holds no tagged files to compare with.", [], []
+        rows = [[h["path"], percent(h["score"])] for h in hits]
+        return f"The {len(rows)} files that sound most like {Path(path).name}. Click one to listen.", rows, hits
+
+    def play_file(self, hits: list[dict], evt: gr.SelectData) -> tuple[tuple[int, np.ndarray] | None, str]:
+        """The start of the file clicked (up to MAX_PLAY_SECONDS)."""
+        return self._excerpt(hits[evt.index[0]]["path"], 0.0, MAX_PLAY_SECONDS)
+
+    def _excerpt(self, path: str, start: float, end: float) -> tuple[tuple[int, np.ndarray] | None, str]:
+        """Audio from `start` to `end` s of a catalogued file (at most MAX_PLAY_SECONDS), decoded block by block,
+        and what it is; a file that is gone or changed is a status line."""
+        rate = self.clf.sample_rate
+        first, last = round(max(0.0, start) * rate), round(min(end, max(0.0, start) + MAX_PLAY_SECONDS) * rate)
+        pieces, at = [], 0
+        try:
+            for block in load_blocks(path, rate):
+                pieces.append(block[max(0, first - at):max(0, last - at)])
+                at += len(block)
+                if at >= last:
+                    break
+        except AudioError as err:
+            return None, warning(f"Cannot play {err.source}: {err.reason}")
+        pcm = (np.clip(np.concatenate(pieces), -1, 1) * 32767).astype(np.int16)  # what the player takes, unconverted
+        return (rate, pcm), f"Playing {Path(path).name} from {clock(first / rate)}."
+
+
+def warning(message: str) -> str:
+    """A user's mistake as the page's status line."""
+    return f"⚠️ {message}"
 
 
 def server_settings() -> None:
@@ -123,38 +199,40 @@ def build_app(clf: Classifier, examples: list[str] | None = None, db: str | Path
     if examples is None:
         examples = sorted(str(p) for p in EXAMPLES.glob("*.flac"))
     with gr.Blocks(title="soundtag") as demo:
-        gr.Markdown("# soundtag\nUpload or record a sound and get its tags: "
-                    f"{len(clf.classes)} sound classes ("
-                    f"{'AudioSet' if clf.config.taxonomy == 'audioset' else 'environmental sounds from ESC-50'}). "
-                    "Each sound gets its own score "
-                    "(several can be present at once); audio longer than "
-                    f"{clf.config.window:g} s is scored in windows every {clf.config.hop:g} s "
-                    f"(uploads up to {MAX_SECONDS / 60:g} minutes and {MAX_MB} MB), and a sound is "
-                    f"an event where it scores at least {clf.config.threshold:.2f}.")
+        gr.Markdown(intro(clf))
         with gr.Tab("Tag a clip"):
             with gr.Row():
-                with gr.Column():
+                with gr.Column(scale=2):
                     audio = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Audio")
                     button = gr.Button("Tag", variant="primary")
-                with gr.Column():
-                    label = gr.Label(num_top_classes=5, label="Sounds in the clip (each scored on its own)")
+                    if examples:
+                        example_slot = gr.Column()
+                with gr.Column(scale=3):
+                    status = gr.Markdown(elem_id="status")
+                    sounds = gr.Dataframe(headers=["sound", "score", ""], label="Sounds in the clip",
+                                          interactive=False, max_height=TABLE_HEIGHT, elem_id="sounds")
                     image = gr.Plot(label="Spectrogram and events")
-                    timeline = gr.Dataframe(headers=["start s", "end s", "sound", "peak score"], label="Events",
-                                            interactive=False)
-            button.click(tagger.tag, audio, [label, image, timeline], api_name="predict")
-            if examples:  # a click tags the example at once
-                gr.Examples(examples, inputs=audio, outputs=[label, image, timeline], fn=tagger.tag,
-                            run_on_click=True, cache_examples=False,
-                            label="Examples (ESC-10, CC BY; see examples/README.md)")
+                    events = gr.Dataframe(headers=["sound", "from", "to", "peak"], label="Events (when each sound "
+                                          "is heard)", interactive=False, max_height=TABLE_HEIGHT, elem_id="events")
+            for arrived in (audio.upload, audio.stop_recording):  # checked on arrival, not only on Tag
+                arrived(tagger.check, audio, status, show_progress="hidden")
+            button.click(tagger.tag, audio, [status, sounds, image, events], api_name="predict")
+            if examples:
+                with example_slot:  # a click tags the example at once
+                    gr.Examples(examples, inputs=audio, outputs=[status, sounds, image, events], fn=tagger.tag,
+                                run_on_click=True, cache_examples=False,
+                                label="Examples (ESC-10, CC BY; see examples/README.md)")
+            with gr.Accordion("The sounds it knows", open=False):
+                gr.Markdown(class_lists(clf))
         with gr.Tab("Live"):
             gr.Markdown(f"Tags the last {clf.config.window:g} s of the microphone about once a second, for up to "
                         f"{LIVE_SECONDS // 60} minutes a session.")
             mic = gr.Audio(sources=["microphone"], streaming=True, type="numpy", label="Microphone")
-            live_label = gr.Label(num_top_classes=3, label="Now hearing")
+            live_sounds = gr.Dataframe(headers=["sound", "score", ""], label="Now hearing", interactive=False)
             state = gr.State()
             # A Live session costs one 5-s window a second; its own pool of slots, and a time limit, keep a few
             # clients that connect and go quiet from locking everyone else out of Live (or out of uploads).
-            mic.stream(tagger.live, [mic, state], [live_label, state], stream_every=0.5, time_limit=LIVE_SECONDS,
+            mic.stream(tagger.live, [mic, state], [live_sounds, state], stream_every=0.5, time_limit=LIVE_SECONDS,
                        concurrency_limit=LIVE_SESSIONS, concurrency_id="live", api_name="live")
         if db is not None:
             with gr.Tab("Search a catalog"):
@@ -162,23 +240,52 @@ def build_app(clf: Classifier, examples: list[str] | None = None, db: str | Path
     return demo.queue(default_concurrency_limit=2, max_size=64)
 
 
+def intro(clf: Classifier) -> str:
+    kind = "AudioSet's" if clf.config.taxonomy == "audioset" else "environmental"
+    return (f"# soundtag\nWhat is in a recording, and when: {len(clf.classes)} {kind} sound classes, each scored on "
+            f"its own, so several can be present at once. A sound is present from {percent(clf.config.threshold)}; "
+            f"audio is scored in {clf.config.window:g}-s windows every {clf.config.hop:g} s and event edges are "
+            f"placed to {PIECE_STEP:g} s. Uploads up to {MAX_SECONDS / 60:g} minutes and {MAX_MB} MB.")
+
+
+def class_lists(clf: Classifier) -> str:
+    """The model's own classes and AudioSet's (when its model is in the cache), as the page lists them."""
+    own, audioset = clf.bundle.classes, class_names()
+    parts = [f"**The model's {len(own)} classes**: {', '.join(own)}."]
+    if audioset:
+        how = "the tags here" if clf.config.taxonomy == "audioset" else "tags with `soundtag app --taxonomy audioset`"
+        parts.append(f"**AudioSet's {len(audioset)} classes** ({how}): {', '.join(audioset)}.")
+    return "\n\n".join(parts)
+
+
 def catalog_tab(tagger: Tagger) -> None:
-    """Windows with a tag, and files that sound like an upload, in the catalog the app was started with."""
+    """Events of a sound, and files that sound like an upload, in the catalog the app was started with; a click on
+    a result plays it."""
+    floor = lowest_score(tagger.db)
+    floor = 0.0 if floor is None else float(np.floor(100 * floor))
     gr.Markdown(f"Catalog `{tagger.db}`: where a sound happens (its events, best first, up to {MAX_ROWS}), or the "
                 f"files that sound most like a clip you upload or record. Answers come from the "
                 f"{answered_by(tagger.db)}.")
+    status = gr.Markdown(elem_id="catalog-status")
+    player = gr.Audio(label="Listen", interactive=False, type="numpy")
     with gr.Row():
         label = gr.Dropdown(tagger.clf.classes, value=tagger.clf.classes[0], label="Sound")
-        min_score = gr.Slider(0, 1, value=0, step=0.05, label="Minimum score (0: every event)")
+        min_score = gr.Slider(floor, 100, value=floor, step=1, label="Minimum peak score (%)")
         find = gr.Button("Find events", variant="primary")
-    windows = gr.Dataframe(headers=["file", "start s", "end s", "peak score"], interactive=False, label="Events")
-    find.click(tagger.search, [label, min_score], windows, api_name="search")
+    hits = gr.State([])
+    windows = gr.Dataframe(headers=["file", "from", "to", "peak"], interactive=False, label="Events",
+                           max_height=TABLE_HEIGHT, elem_id="catalog-events")
+    find.click(tagger.search, [label, min_score], [status, windows, hits], api_name="search")
+    windows.select(tagger.play_event, hits, [player, status])
     with gr.Row():
         query = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Sounds like")
         k = gr.Slider(1, 50, value=10, step=1, label="How many files")
         like = gr.Button("Find similar files", variant="primary")
-    files = gr.Dataframe(headers=["file", "similarity"], interactive=False, label="Similar files")
-    like.click(tagger.similar, [query, k], files, api_name="similar")
+    like_hits = gr.State([])
+    files = gr.Dataframe(headers=["file", "similarity"], interactive=False, label="Similar files",
+                         max_height=TABLE_HEIGHT)
+    like.click(tagger.similar, [query, k], [status, files, like_hits], api_name="similar")
+    files.select(tagger.play_file, like_hits, [player, status])
 
 
 def launch(model: str | None = None, host: str | None = None, port: int | None = None, backend: str | None = None,
@@ -193,6 +300,7 @@ def launch(model: str | None = None, host: str | None = None, port: int | None =
     server_settings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     logging.getLogger("faiss").setLevel(logging.WARNING)  # its loader's AVX512 notes read like errors; they are not
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # Gradio's requests to itself at start-up
     demo = build_app(Classifier.load(model, backend=backend, taxonomy=taxonomy), db=db)
     demo.launch(server_name=host, server_port=port, max_file_size=MAX_FILE_SIZE, show_error=True, **kwargs)
     return demo

@@ -243,6 +243,14 @@ def search(db: str | Path, label: str, min_score: float = 0.0,
     return [{"path": p, "start": s, "end": e, "score": sc} for p, s, e, sc in rows]
 
 
+def lowest_score(db: str | Path) -> float | None:
+    """The lowest peak score of the current model's events (each reached the model's threshold when tagged); None
+    when the catalog holds none."""
+    with closing(open_catalog(db)) as conn:
+        return conn.execute(f"SELECT MIN(e.score) FROM events e JOIN assets a ON a.id = e.asset_id WHERE {CURRENT}"
+                            ).fetchone()[0]
+
+
 def _check_label(conn: sqlite3.Connection, label: str) -> None:
     """Refuse a label the catalog's model does not know, suggesting the nearest (catalogs from 0.1 are not checked)."""
     row = conn.execute("SELECT value FROM meta WHERE key = 'classes'").fetchone()

