@@ -6,7 +6,7 @@ fusion, heads) -> `inference` (`Classifier`) -> `training` (datasets, the loop, 
 search, QA) -> `interfaces` (the command line, the app). `errors` sits under all of them.
 """
 
-__version__ = "0.5.0"
+__version__ = "0.6.0"
 __all__ = ["AudioError", "Classifier"]
 
 

@@ -42,10 +42,14 @@ MAX_PLAY_SECONDS = 30.0
 log = logging.getLogger("soundtag.interfaces.app")
 
 
-def user_error(message: str) -> gr.Error:
+class Refused(Exception):
+    """An input the app will not tag; its message is for the page's status line."""
+
+
+def user_error(message: str) -> Refused:
     """A message for the page about the user's input; the server logs it as one line, not a traceback."""
     log.warning("refused: %s", message)
-    return gr.Error(message, print_exception=False)
+    return Refused(message)
 
 
 class Tagger:
@@ -79,8 +83,8 @@ class Tagger:
             return ""
         try:
             seconds = len(self._load(path)) / self.clf.sample_rate
-        except gr.Error as err:
-            return warning(err.message)
+        except Refused as err:
+            return warning(str(err))
         finally:
             release_freed_memory()
         return f"**{Path(path).name}**: {clock(seconds)} of audio. Press **Tag**."
@@ -90,8 +94,8 @@ class Tagger:
         and the events (sound, from, to, peak)."""
         try:
             return self._tag(self._load(path), Path(path).name)
-        except gr.Error as err:
-            return warning(err.message), [], None, []
+        except Refused as err:
+            return warning(str(err)), [], None, []
         finally:
             release_freed_memory()
 
@@ -149,8 +153,8 @@ class Tagger:
     def similar(self, path: str | None, k: float) -> tuple[str, list[list], list[dict]]:
         try:
             result = self.clf.analyze(self._load(path), self.clf.sample_rate)
-        except gr.Error as err:
-            return warning(err.message), [], []
+        except Refused as err:
+            return warning(str(err)), [], []
         if result.silent:
             return warning("That clip is silent; there is no sound to compare."), [], []
         hits = similar(self.db, result.embedding, int(k))
