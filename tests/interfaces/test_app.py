@@ -284,3 +284,15 @@ def test_gradio_keeps_a_bounded_request_history(clf: Classifier) -> None:
     """Its analytics of past requests grew the server's memory in the load test (bench/load_app.py)."""
     app_module.server_settings()
     assert app_module.build_app(clf, examples=[])._queue.ANALYTICS_MAX_EVENTS <= 1000
+
+
+def test_audio_outside_the_classes_is_named_by_audiosets(yamnet_folder: Path, tmp_path: Path) -> None:
+    """Where none of the model's sounds is present, the status line says what AudioSet's classes hear."""
+    esc50 = ["dog", "rain", "wind", "siren", "car_horn", "church_bells"]  # fusing needs their AudioSet mapping
+    fused = Classifier(tiny_bundle(esc50), threshold=0.99, audioset_weight=0.3)
+    sf.write(tmp_path / "tone.wav", tone(440.0, 16000, 3.0), 16000)
+    status = app_module.Tagger(fused).tag(str(tmp_path / "tone.wav"))[0]
+    assert "none of its 6 sounds reaches the threshold (99%)" in status
+    heard = status.split("AudioSet's classes hear ")[1].rstrip(".").split(", ")
+    assert len(heard) == 3 and all(h.rsplit(" ", 1)[0] in fused._yamnet().classes for h in heard)
+    assert app_module.Tagger(Classifier(tiny_bundle(CLASSES), threshold=0.99)).audioset_hint(tone()) == ""

@@ -26,6 +26,7 @@ from soundtag.interfaces.present import PRESENT, clock, event_rows, percent, sou
 from soundtag.interfaces.timeline import timeline_figure
 from soundtag.library.catalog import answered_by, lowest_score, search
 from soundtag.library.index import similar
+from soundtag.models.cnn import ModelBundle
 from soundtag.models.yamnet import class_names
 
 MAX_SECONDS = 600  # longer uploads are refused with a message, before any tagging
@@ -60,6 +61,19 @@ class Tagger:
         self.clf, self.db = clf, db
         self.frontend = LogMel(clf.bundle.frontend).eval()
         self.ood_limit = float(clf.ood_stats["threshold"]) if clf.ood_stats else None
+        self._audioset: Classifier | None = None
+
+    def audioset_hint(self, wave: np.ndarray) -> str:
+        """What AudioSet's 521 classes hear in `wave`, for audio where none of the model's own classes is present
+        (a melody, speech...); '' for models that do not read AudioSet's embedding or already tag with its
+        classes."""
+        if self.clf.config.taxonomy == "audioset" or self.clf.config.audioset_weight == 0 or \
+                not isinstance(self.clf.bundle, ModelBundle):
+            return ""
+        if self._audioset is None:
+            self._audioset = Classifier(self.clf.bundle, taxonomy="audioset")
+        tags = self._audioset.analyze(wave, self.clf.sample_rate, top_k=3).tags
+        return "AudioSet's classes hear " + ", ".join(f"{t['label']} {percent(t['score'])}" for t in tags) + "."
 
     def _load(self, path: str | None) -> np.ndarray:
         """The upload at the model's rate; every problem becomes a message in the page."""
@@ -108,10 +122,10 @@ class Tagger:
         events = self.clf.narrow_events(wave, result.events)
         sounds = sound_rows({t["label"]: t["score"] for t in result.tags}, threshold)
         present = sum(row[2] == PRESENT for row in sounds)
-        found = (f"{present} sound{'s' * (present != 1)} present" if present else
-                 f"no sound reaches the threshold ({percent(threshold)}); the best guesses are listed below it")
-        status = " ".join([f"**{name}** ({clock(len(wave) / rate)}): {found}.", unfamiliar_note(result,
-                                                                                              self.ood_limit)])
+        found = (f"{present} sound{'s' * (present != 1)} present." if present else
+                 f"none of its {len(self.clf.classes)} sounds reaches the threshold ({percent(threshold)}); the "
+                 f"best guesses are listed below it. {self.audioset_hint(wave)}")
+        status = f"**{name}** ({clock(len(wave) / rate)}): {found} {unfamiliar_note(result, self.ood_limit)}"
         return status.strip(), sounds, timeline_figure(self.frontend, wave, events), event_rows(events)
 
     def live(self, chunk: tuple[int, np.ndarray] | None, state: dict | None) -> tuple[list[list] | None, dict]:
