@@ -35,7 +35,7 @@ demo: $(BIN)/.runtime
 	$(BIN)/soundtag predict examples/*.flac --top-k 3
 	@echo; echo "== a two-minute take: the six sounds in room tone, tags and events (where each sound is) =="
 	$(BIN)/python examples/take.py runs/demo/take.flac
-	$(BIN)/soundtag predict runs/demo/take.flac --top-k 6 --plots runs/demo
+	$(BIN)/soundtag predict runs/demo/take.flac --plots runs/demo
 	@echo; echo "Next: open runs/demo/take.png (the take's timeline); make app (the web app);"
 	@echo "  $(BIN)/soundtag tag YOUR_FOLDER --db catalog.db (a whole library); make reproduce (the CV numbers)"
 

@@ -114,6 +114,24 @@ def test_predict_table(model_dir: Path, clips: list[str], capsys: pytest.Capture
     assert "2 of 4 files could not be tagged" in err
 
 
+def test_the_table_names_every_sound_present(clips: list[str], tmp_path: Path, capsys: pytest.CaptureFixture
+                                             ) -> None:
+    """A model whose own top-k is 2, with all three sounds at or above its threshold: its table names all three
+    unless --top-k asks for fewer; below the threshold it names its top 2."""
+    from soundtag.models.cnn import save_model
+    from soundtag.models.inference_config import InferenceConfig
+
+    save_model(tmp_path / "m", replace(tiny_bundle(["bell", "hum", "rain"]), inference=InferenceConfig(
+        threshold=0.05, top_k=2)))
+    tags = lambda: len(re.findall(r"(bell|hum|rain) 0\.\d\d", capsys.readouterr().out))  # noqa: E731
+    main(["predict", clips[0], "--model", str(tmp_path / "m")])
+    assert tags() == 3
+    main(["predict", clips[0], "--model", str(tmp_path / "m"), "--top-k", "1"])
+    assert tags() == 1
+    main(["predict", clips[0], "--model", str(tmp_path / "m"), "--threshold", "0.9"])
+    assert tags() == 2
+
+
 def test_predict_json_lines(model_dir: Path, clips: list[str], capsys: pytest.CaptureFixture) -> None:
     assert main(["predict", *clips, "--model", str(model_dir), "--json", "--window", "3", "--hop", "3"]) == 1
     records = [json.loads(line) for line in capsys.readouterr().out.splitlines()]

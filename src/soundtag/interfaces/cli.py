@@ -59,7 +59,7 @@ def _share(text: str) -> float:
 
 def _inference_args(p: argparse.ArgumentParser) -> None:
     """The inference settings a command may override; each defaults to the model's own (its model.json)."""
-    p.add_argument("--top-k", type=_positive(int), help="tags per file and window (default: 5)")
+    p.add_argument("--top-k", type=_positive(int), help="tags per file and window (default: the model's, 5)")
     p.add_argument("--window", type=_positive(float),
                    help="window seconds (default: the clip length the model was trained on, 5 for ESC-50)")
     p.add_argument("--hop", type=_positive(float),
@@ -137,7 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "score between 0 and 1 (several sounds can score high at once). Audio longer than one window "
                     "is cut into overlapping windows: a file's score for a sound is its best window's, and its "
                     "events (listed under the file, and in --json) are the time ranges where the sound reaches "
-                    "the model's decision threshold. Near-silent audio is reported as silence. A bad file is "
+                    "the model's decision threshold. The table names the top-k sounds of each file and every other "
+                    "one present (with --top-k given, only those). Near-silent audio is reported as silence. A bad "
+                    "file is "
                     "reported and the others still run; the exit code is 1 if any file failed.",
         epilog="Examples:\n"
                "  soundtag predict dog.wav rain.flac\n"

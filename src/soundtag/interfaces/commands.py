@@ -112,11 +112,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     failed, width, drawn = 0, min(60, max(len(f) for f in args.files)), set()
     if not args.json:
         print(f"{'file':<{width}}  {'seconds':>7}  tags")
+    every = not args.json and args.top_k is None  # the table names every sound present, however many
     for start in range(0, len(args.files), 32):  # shared model batches, output as each group finishes
         chunk = args.files[start:start + 32]
-        for path, result in zip(chunk, clf.analyze_batch(chunk)):
+        for path, result in zip(chunk, clf.analyze_batch(chunk, top_k=len(clf.classes) if every else None)):
             failed += isinstance(result, AudioError)
-            print(json.dumps(_as_record(path, result)) if args.json else _as_text(path, result, width), flush=True)
+            print(json.dumps(_as_record(path, result)) if args.json else _as_text(path, result, width, clf.config),
+                  flush=True)
             if args.plots and not isinstance(result, AudioError):
                 print(f"timeline: {_plot(clf, path, result, Path(args.plots), drawn)}", file=sys.stderr)
     if failed and not args.json:
@@ -282,12 +284,14 @@ def _as_record(path: str, result: object) -> dict:
             "windows": [{"start": w.start, "end": round(w.end, 3), "tags": w.tags} for w in result.windows]}
 
 
-def _as_text(path: str, result: object, width: int) -> str:
-    """One table row per file (path, seconds, tags) and, for audio longer than one window, one indented row per
-    event (its time range, sound and peak score)."""
+def _as_text(path: str, result: object, width: int, config: object) -> str:
+    """One table row per file (path, seconds, and its tags: the `config.top_k` best and any others present, at or
+    above `config.threshold`) and, for audio longer than one window, one indented row per event (its time range,
+    sound and peak score)."""
     if isinstance(result, AudioError):
         return f"{path:<{width}}  {'-':>7}  error: {result.reason}"
-    lines = [f"{path:<{width}}  {result.duration:>7.1f}  {_tags_text(result.tags)}"]
+    tags = [t for i, t in enumerate(result.tags) if i < config.top_k or t["score"] >= config.threshold]
+    lines = [f"{path:<{width}}  {result.duration:>7.1f}  {_tags_text(tags)}"]
     if len(result.windows) > 1:
         lines += [f"{'':<{width}}  {_span(e)}  {e['label']} {e['score']:.2f}" for e in result.events]
         if not result.events:
