@@ -105,14 +105,16 @@ def main() -> None:
                 if args.hostile and i % args.hostile == args.hostile - 1:
                     upload, refuse = hostile[(i // args.hostile) % len(hostile)]
                 began = time.perf_counter()
-                try:
-                    clients[i % args.clients].predict(handle_file(str(upload)), api_name="/predict")
-                    if refuse:
-                        errors.append(f"{upload.name} was tagged, not refused")
-                    return time.perf_counter() - began, not refuse
+                try:  # a refusal is the status line's message, the answer's first field
+                    status = clients[i % args.clients].predict(handle_file(str(upload)), api_name="/predict")[0]
                 except Exception as err:  # counted and reported, never raised: the run must finish
-                    (refused if refuse else errors).append(f"{type(err).__name__}: {err}")
-                    return time.perf_counter() - began, refuse
+                    errors.append(f"{type(err).__name__}: {err}")
+                    return time.perf_counter() - began, False
+                if status.startswith("⚠️"):
+                    (refused if refuse else errors).append(status)
+                elif refuse:
+                    errors.append(f"{upload.name} was tagged, not refused")
+                return time.perf_counter() - began, status.startswith("⚠️") == refuse
 
             began = time.perf_counter()
             with ThreadPoolExecutor(args.clients) as pool:

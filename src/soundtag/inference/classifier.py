@@ -312,7 +312,7 @@ class Classifier:
     def narrow_events(self, wave: np.ndarray, events: list[dict]) -> list[dict]:
         """`events` of `wave` (mono at the model's rate, as `analyze` found them) with their edges moved in to
         0.48-s steps, where the sound alone is still heard (`soundtag.inference.events.narrow_events`): a 0.3-s
-        bark becomes a 1-s event instead of a window-long one. Costs about 20 windows' scoring per event."""
+        bark becomes a 1-s event instead of a window-long one. Costs at most about 4 windows per event."""
         return narrow_events(events, wave, self.sample_rate, self.config.window, self.probabilities, self.classes,
                              self.config.threshold, self.config.silence_dbfs)
 

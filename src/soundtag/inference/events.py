@@ -18,6 +18,7 @@ from soundtag.audio.windows import dbfs
 from soundtag.models.inference_config import AGGREGATES
 
 PIECE_SECONDS, PIECE_STEP = 0.96, 0.48  # YAMNet's patch and hop: the finest the default model's AudioSet side scores
+PIECES_PER_CALL = 64  # pieces copied out of the audio at a time
 
 
 def presence(scores: np.ndarray, how: str = "max") -> np.ndarray:
@@ -52,35 +53,35 @@ def narrow_events(events: list[dict], wave: np.ndarray, rate: int, window: float
     """`events` of `wave` (mono, `rate` Hz) with their edges moved in, at PIECE_STEP-s steps.
 
     An event's start lies somewhere in its first window and its end in its last. Each window is cut into pieces of
-    PIECE_SECONDS every PIECE_STEP; a piece is scored alone, looped to a window's length (zero padding would dilute
-    the window means both models take), by `score` (`(n, window samples) -> (n, classes)`). The event then starts at
-    the first piece of its first window whose score for its class reaches `threshold`, and ends with the last such
-    piece of its last window.
-    An edge whose window has no such piece stays where it was (that sound needs more than a piece to be heard), so
-    an event never grows. Near-silent pieces (below `silence_dbfs`) are not scored.
+    PIECE_SECONDS every PIECE_STEP; a piece is scored alone, as a short window of its own, by `score`
+    (`(n, samples) -> (n, classes)`; both models pool over time, so a piece needs no padding, which would dilute the
+    means they take, and costs a fifth of a window; a piece cut short by the end of the audio is looped to its
+    length). The event then starts at the first piece of its first window whose score for its class reaches
+    `threshold`, and ends with the last such piece of its last window. An edge whose window has no such piece stays
+    where it was (that sound needs more than a piece to be heard), so an event never grows. Near-silent pieces (below
+    `silence_dbfs`) are not scored; pieces are scored PIECES_PER_CALL at a time, each once whatever events share it.
     """
     size, length, step = round(window * rate), round(PIECE_SECONDS * rate), round(PIECE_STEP * rate)
-    pieces = []  # (event index, offset in samples, at the event's start?)
+    uses: dict[int, list[tuple[int, str]]] = {}  # offset in samples -> (event, edge) its piece may move
     for i, e in enumerate(events):
         start, end = round(e["start"] * rate), min(round(e["end"] * rate), len(wave))
-        for at_start, (a, b) in ((True, (start, min(start + size, end))), (False, (max(end - size, start), end))):
-            offsets = sorted({*range(a, max(a, b - length) + 1, step), max(a, b - length)})  # the last ends at b
-            pieces += [(i, o, at_start) for o in offsets]
-    heard = [(i, o, s) for i, o, s in pieces if dbfs(wave[o:o + length]) >= silence_dbfs]
+        for edge, (a, b) in (("start", (start, min(start + size, end))), ("end", (max(end - size, start), end))):
+            for o in {*range(a, max(a, b - length) + 1, step), max(a, b - length)}:  # the last piece ends at b
+                uses.setdefault(o, []).append((i, edge))
+    heard = [o for o in sorted(uses) if dbfs(wave[o:o + length]) >= silence_dbfs]  # each piece scored once
     if not heard:
         return events
-    batch = np.zeros((len(heard), size), np.float32)
-    for row, (_, o, _) in zip(batch, heard):
-        row[:] = np.resize(wave[o:o + length], size)
-    scores = score(batch)
+    scores = np.concatenate([score(np.stack([np.resize(wave[o:o + length], length) for o in part]))
+                             for part in (heard[k:k + PIECES_PER_CALL] for k in range(0, len(heard), PIECES_PER_CALL))])
     firsts, lasts = [np.inf] * len(events), [-np.inf] * len(events)
-    for (i, o, at_start), s in zip(heard, scores):
-        if s[classes.index(events[i]["label"])] < threshold:
-            continue
-        if at_start:
-            firsts[i] = min(firsts[i], o / rate)
-        else:
-            lasts[i] = max(lasts[i], min(o + length, len(wave)) / rate)
+    for o, s in zip(heard, scores):
+        for i, edge in uses[o]:
+            if s[classes.index(events[i]["label"])] < threshold:
+                continue
+            if edge == "start":
+                firsts[i] = min(firsts[i], o / rate)
+            else:
+                lasts[i] = max(lasts[i], min(o + length, len(wave)) / rate)
     narrowed = []
     for e, first, last in zip(events, firsts, lasts):
         start, end = (first if first < np.inf else e["start"]), (last if last > -np.inf else e["end"])
