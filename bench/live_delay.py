@@ -5,8 +5,8 @@
 Chromium's fake capture device plays a file of 6 s of silence followed by the clip, as if it were the microphone.
 The app runs in this process, so its clock and the browser driver's are the same: the clip starts 6 s after the
 first microphone chunk reached the server, less one chunk's length, and its sound where it first reaches -40 dBFS;
-the delay runs from then until the page first shows a label other than `silence`, and until it first shows the
-clip's own class.
+the delay runs from then until the page's "Now hearing" table first lists a sound present other than `silence`, and
+until it first lists the clip's own class as present.
 """
 
 from __future__ import annotations
@@ -25,10 +25,13 @@ from playwright.sync_api import sync_playwright
 
 from soundtag.inference.classifier import SILENCE, Classifier
 from soundtag.interfaces import app as app_module
+from soundtag.interfaces.present import PRESENT
 
 LEAD_IN = 6.0
 CHUNK = 0.5  # the app's stream_every
 ONSET_LEVEL = 0.01  # -40 dBFS: the clip's sound starts at its first sample this loud
+ROWS = """rows => rows.filter(r => r.children[0]?.tagName !== 'TH')
+    .map(r => [...r.children].map(c => c.innerText.trim())).filter(r => r.some(x => x))"""  # the table's cells
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--disable-sync", "--no-first-run", "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"]
 
@@ -43,15 +46,15 @@ def one_run(url: str, wav: Path, target: str, arrivals: list[float], sound_at: f
         page.goto(url)
         page.get_by_role("tab", name="Live").click()
         page.get_by_role("button", name=re.compile("^Record$")).first.click()
-        label = page.locator('[data-testid="label-output-value"]')
         first_sound = first_target = None
         deadline = time.monotonic() + LEAD_IN + 15
         while time.monotonic() < deadline and first_target is None:
-            shown = label.all_inner_texts()
+            present = {row[0] for row in page.eval_on_selector_all("#live-sounds [role=row]", ROWS) if
+                       row[2:] == [PRESENT]} - {SILENCE}
             now = time.monotonic()
-            if shown and shown[0] != SILENCE and arrivals:
+            if present and arrivals:
                 first_sound = first_sound or now
-                if shown[0] == target:
+                if target in present:
                     first_target = now
             time.sleep(0.05)
         browser.close()
@@ -93,7 +96,8 @@ def main() -> None:
                  "to_correct_tag_s": median([b for _, b in runs])})
     report("live_delay", rows, f"Live tab, Chromium fake microphone playing {LEAD_IN:.0f} s of silence then "
            f"{args.clip} ({args.label}); app streams {CHUNK} s chunks and classifies the last 5 s at most once a "
-           "second. to_first_tag: sound onset to the first non-silence label; to_correct_tag: to the clip's class. "
+           "second. to_first_tag: sound onset to the first sound other than silence listed as present in the 'Now "
+           "hearing' table; to_correct_tag: to the clip's class listed as present. "
            f"Onset = first chunk's arrival at the server - one chunk + lead-in + the clip's first sample above "
            f"-40 dBFS ({sound_at:.2f} s into it).")
 

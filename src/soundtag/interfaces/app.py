@@ -246,7 +246,8 @@ def build_app(clf: Classifier, examples: list[str] | None = None, db: str | Path
             gr.Markdown(f"Tags the last {clf.config.window:g} s of the microphone about once a second, for up to "
                         f"{LIVE_SECONDS // 60} minutes a session.")
             mic = gr.Audio(sources=["microphone"], streaming=True, type="numpy", label="Microphone")
-            live_sounds = gr.Dataframe(headers=["sound", "score", ""], label="Now hearing", interactive=False)
+            live_sounds = gr.Dataframe(headers=["sound", "score", ""], label="Now hearing", interactive=False,
+                                       elem_id="live-sounds")
             state = gr.State()
             # A Live session costs one 5-s window a second; its own pool of slots, and a time limit, keep a few
             # clients that connect and go quiet from locking everyone else out of Live (or out of uploads).
